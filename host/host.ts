@@ -1,0 +1,397 @@
+/**
+ * The actor host: verifies and loads actors, runs them in the worker pool, keeps links, and
+ * routes invocations: actor → provider (host calls, checked against claims and links at call
+ * time) and provider → actor. Local-first: targets on this host are called directly; anything
+ * else goes over the bus.
+ */
+import { createActor, type Actor } from 'xstate';
+import type { Logger } from 'pino';
+import { actorMachine } from './actor-machine.ts';
+import { actorTarget, InProcessBus, providerTarget, type Bus, type BusInvocation, type BusSubscription } from './bus.ts';
+import { verifyActor } from './claims/claims.ts';
+import { generateKeyPair } from './claims/keys.ts';
+import { canonicalContract, normalizeLinkName } from './contracts.ts';
+import { ActorLoadError, InvocationError, isWasmletError, WasmletError } from './errors.ts';
+import { MemoryLinkStore, normalizeLink, type LinkEvent, type LinkStore } from './links.ts';
+import { MemoryLogStore } from './log-store.ts';
+import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, type HostOptions, type HostOptionsInput } from './options.ts';
+import { providerMachine } from './provider-machine.ts';
+import type { ActorRuntime, PreparedActor } from './runtime/runtime.ts';
+import { wapcRuntime } from './runtime/wapc.ts';
+import type { ActorClaims, CapabilityProvider, LinkDefinition, LogStore, ProviderContext } from './types.ts';
+import type { GuestLogLine } from './worker/protocol.ts';
+import { WorkerPool } from './worker/worker-pool.ts';
+import { fromPromise } from 'xstate';
+
+/** What the host is handed (transports and stores are injected; defaults are in-memory). */
+export interface HostDeps {
+  logger: Logger;
+  bus?: Bus;
+  links?: LinkStore;
+  logs?: LogStore;
+  runtimes?: ActorRuntime[];
+}
+
+export interface ActorInfo {
+  id: string;
+  name: string;
+  issuer: string;
+  caps: string[];
+  kind: string;
+  state: string;
+  instances: number;
+  maxInstances: number;
+  deadlineMs: number;
+  traps: number;
+}
+
+interface ActorEntry {
+  id: string;
+  claims: ActorClaims;
+  caps: Set<string>;
+  prepared: PreparedActor;
+  maxInstances: number;
+  deadlineMs: number;
+  config: Record<string, string>;
+  machine: Actor<typeof actorMachine>;
+  log: Logger;
+  sub?: BusSubscription;
+}
+
+interface ProviderEntry {
+  provider: CapabilityProvider;
+  linkName: string;
+  machine: Actor<typeof providerMachine>;
+  sub?: BusSubscription;
+}
+
+const providerKey = (contract: string, linkName: string) => `${contract}|${linkName}`;
+
+export class Host {
+  readonly id: string;
+  readonly options: HostOptions;
+  readonly logger: Logger;
+  readonly bus: Bus;
+  readonly links: LinkStore;
+  readonly logs: LogStore;
+  readonly #runtimes: ActorRuntime[];
+  readonly #pool: WorkerPool;
+  readonly #actors = new Map<string, ActorEntry>();
+  readonly #providers = new Map<string, ProviderEntry>();
+  readonly #unsubscribeLinks: () => void;
+  #stopped = false;
+
+  private constructor(options: HostOptions, deps: HostDeps) {
+    this.options = options;
+    this.id = options.hostId ?? generateKeyPair('server').publicKey;
+    this.logger = deps.logger.child({ host: this.id });
+    this.bus = deps.bus ?? new InProcessBus();
+    this.links = deps.links ?? new MemoryLinkStore();
+    this.logs = deps.logs ?? new MemoryLogStore();
+    this.#runtimes = deps.runtimes ?? [wapcRuntime];
+    this.#pool = new WorkerPool({
+      size: options.workers,
+      logger: this.logger,
+      hostCall: (actor, binding, ns, op, payload, deadline) => this.#hostCall(actor, binding, ns, op, payload, deadline),
+      onLogs: (actor, lines) => this.#guestLogs(actor, lines),
+    });
+    this.#unsubscribeLinks = this.links.subscribe((e) => this.#onLinkEvent(e));
+  }
+
+  /** Starts a host: validates options and starts its workers. */
+  static async start(options: HostOptionsInput, deps: HostDeps): Promise<Host> {
+    const host = new Host(parseHostOptions(options), deps);
+    await host.#pool.ready();
+    host.logger.info({ workers: options.workers, lattice: host.options.lattice }, 'host started');
+    return host;
+  }
+
+  // ---------------------------------------------------------------- actors
+
+  /** Verifies, compiles and starts an actor; resolves with its info. Rejects with ClaimsError/ActorLoadError naming the reason. */
+  async startActor(bytes: Uint8Array, options: ActorStartOptionsInput = {}): Promise<ActorInfo> {
+    this.#assertRunning();
+    const opts = parseActorStartOptions(options);
+    const machine = createActor(actorMachine, { input: { actor: '(unverified)' } }).start();
+    try {
+      const verified = verifyActor(bytes, { issuers: this.options.issuers });
+      const id = verified.subject;
+      if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
+      const prepared = await this.#prepare(bytes);
+      const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
+      const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
+      const entry: ActorEntry = {
+        id,
+        claims: verified.claims,
+        caps: new Set((verified.claims.wascap.caps ?? []).map(canonicalContract)),
+        prepared,
+        maxInstances,
+        deadlineMs,
+        config: opts.config,
+        machine,
+        log: this.logger.child({ actor: id }),
+      };
+      this.#pool.register(id, prepared, { maxInstances, deadlineMs });
+      this.#actors.set(id, entry);
+      entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
+      machine.send({ type: 'LOADED', actor: id });
+      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, 'actor started');
+      return this.#info(entry);
+    } catch (err) {
+      machine.send({ type: 'FAILED', error: (err as Error).message });
+      this.logger.warn({ err: (err as Error).message, code: (err as WasmletError).code }, 'actor refused');
+      throw err;
+    }
+  }
+
+  async stopActor(actor: string): Promise<void> {
+    const entry = this.#actors.get(actor);
+    if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running on this host`);
+    entry.machine.send({ type: 'STOP' });
+    entry.sub?.close();
+    await this.#pool.unregister(actor, this.options.drainMs);
+    this.#actors.delete(actor);
+    entry.machine.send({ type: 'STOPPED' });
+    this.logs.close(actor);
+    entry.log.info('actor stopped');
+  }
+
+  actors(): ActorInfo[] {
+    return [...this.#actors.values()].map((e) => this.#info(e));
+  }
+
+  actor(actor: string): ActorInfo | undefined {
+    const e = this.#actors.get(actor);
+    return e && this.#info(e);
+  }
+
+  /** Config values given when the actor started. */
+  actorConfig(actor: string): Record<string, string> | undefined {
+    return this.#actors.get(actor)?.config;
+  }
+
+  /** Invokes an operation on an actor: locally when it runs here, else over the bus. */
+  invokeActor(actor: string, operation: string, msg: Uint8Array, options: { deadlineMs?: number; origin?: string } = {}): Promise<Uint8Array> {
+    const local = this.#actors.get(actor);
+    if (local) return this.#pool.invoke(actor, operation, msg, options.deadlineMs);
+    const deadline = Date.now() + (options.deadlineMs ?? this.options.deadlineMs);
+    return this.bus.request({ origin: options.origin ?? this.id, target: actorTarget(actor), operation, msg, deadline });
+  }
+
+  // ---------------------------------------------------------------- providers
+
+  /** Starts a provider on this host under `linkName` (default `default`) and applies the links it serves. */
+  async addProvider(provider: CapabilityProvider, options: { linkName?: string } = {}): Promise<void> {
+    this.#assertRunning();
+    const contract = canonicalContract(provider.contract);
+    const linkName = normalizeLinkName(options.linkName);
+    const key = providerKey(contract, linkName);
+    if (this.#providers.has(key)) throw new WasmletError('PROVIDER_EXISTS', `a ${contract} provider with link name ${linkName} is already on this host`);
+    const ctx: ProviderContext = {
+      hostId: this.id,
+      logger: this.logger.child({ provider: provider.name, linkName }),
+      logs: this.logs,
+      invokeActor: (actor, op, msg, o) => this.invokeActor(actor, op, msg, { deadlineMs: o?.deadlineMs, origin: `${contract}/${linkName}` }),
+    };
+    const machine = createActor(
+      providerMachine.provide({
+        actors: {
+          start: fromPromise(async () => {
+            await provider.start(ctx);
+          }),
+          stop: fromPromise(async () => {
+            await provider.stop();
+          }),
+        },
+      }),
+      { input: { name: provider.name } },
+    );
+    const entry: ProviderEntry = { provider, linkName, machine };
+    this.#providers.set(key, entry);
+    machine.start();
+    await new Promise<void>((resolve, reject) => {
+      const s = machine.subscribe((snap) => {
+        if (snap.value === 'running') {
+          s.unsubscribe();
+          resolve();
+        } else if (snap.value === 'backoff') {
+          s.unsubscribe();
+          reject(new WasmletError('PROVIDER_START_FAILED', `provider ${provider.name} failed to start: ${snap.context.error}; retrying with backoff`));
+        }
+      });
+    });
+    entry.sub = this.bus.serve(providerTarget(contract, linkName), (inv) => this.#serveProviderCall(entry, inv));
+    this.logger.info({ provider: provider.name, contract, linkName }, 'provider started');
+    for (const link of this.links.list()) {
+      if (link.contract === contract && link.linkName === linkName) {
+        await provider.putLink(link).catch((err) => this.logger.error({ err, actor: link.actor, contract }, 'provider refused link'));
+      }
+    }
+  }
+
+  providers(): { name: string; contract: string; linkName: string; state: string }[] {
+    return [...this.#providers.values()].map((p) => ({
+      name: p.provider.name,
+      contract: canonicalContract(p.provider.contract),
+      linkName: p.linkName,
+      state: String(p.machine.getSnapshot().value),
+    }));
+  }
+
+  // ---------------------------------------------------------------- links
+
+  /**
+   * Puts a link. When the provider runs on this host it is configured first; if it refuses the
+   * values (bad PORT, port in use…) the link is not kept and the error says why.
+   */
+  async putLink(input: { actor: string; contract: string; linkName?: string; provider?: string; values?: Record<string, unknown> }): Promise<LinkDefinition> {
+    const link = normalizeLink(input);
+    const actor = this.#actors.get(link.actor);
+    if (actor && !actor.caps.has(link.contract)) {
+      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; its claims allow: ${[...actor.caps].join(', ') || 'nothing'}`);
+    }
+    const local = this.#providers.get(providerKey(link.contract, link.linkName));
+    if (local) {
+      const previous = this.links.get(link.actor, link.contract, link.linkName);
+      if (previous) await local.provider.deleteLink(previous);
+      await local.provider.putLink(link);
+    }
+    this.#applyingLocally.add(linkKeyOf(link));
+    try {
+      await this.links.put(link);
+    } finally {
+      this.#applyingLocally.delete(linkKeyOf(link));
+    }
+    this.logger.info({ actor: link.actor, contract: link.contract, linkName: link.linkName }, 'link put');
+    return link;
+  }
+
+  async deleteLink(actor: string, contract: string, linkName?: string): Promise<boolean> {
+    const c = canonicalContract(contract);
+    const ln = normalizeLinkName(linkName);
+    this.#applyingLocally.add(`${actor}/${c}/${ln}`);
+    try {
+      const removed = await this.links.delete(actor, c, ln);
+      if (!removed) return false;
+      const local = this.#providers.get(providerKey(c, ln));
+      if (local) await local.provider.deleteLink(removed);
+      return true;
+    } finally {
+      this.#applyingLocally.delete(`${actor}/${c}/${ln}`);
+    }
+  }
+
+  readonly #applyingLocally = new Set<string>();
+
+  /** Links changed elsewhere (another host on the lattice) reach local providers here. */
+  #onLinkEvent(e: LinkEvent): void {
+    if (this.#applyingLocally.has(linkKeyOf(e.link))) return;
+    const local = this.#providers.get(providerKey(e.link.contract, e.link.linkName));
+    if (!local) return;
+    const op = e.type === 'put' ? local.provider.putLink(e.link) : local.provider.deleteLink(e.link);
+    op.catch((err) => this.logger.error({ err, actor: e.link.actor, contract: e.link.contract }, `provider refused link ${e.type}`));
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /** An actor's host call: checked against its claims and links at call time, then routed. */
+  async #hostCall(actor: string, binding: string, namespace: string, operation: string, payload: Uint8Array, deadline: number): Promise<Uint8Array> {
+    const entry = this.#actors.get(actor);
+    if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running`);
+    const contract = canonicalContract(namespace);
+    const linkName = normalizeLinkName(binding);
+    if (!entry.caps.has(contract)) {
+      entry.log.warn({ contract: namespace, operation }, 'capability call denied: not claimed');
+      throw new InvocationError('NOT_CLAIMED', `actor ${actor} is not allowed to call ${namespace}: its claims do not include it`);
+    }
+    if (!this.links.get(actor, contract, linkName)) {
+      entry.log.warn({ contract: namespace, linkName, operation }, 'capability call denied: not linked');
+      throw new InvocationError('NOT_LINKED', `actor ${actor} has no link to ${namespace} (link name ${linkName})`);
+    }
+    const local = this.#providers.get(providerKey(contract, linkName));
+    if (local) return local.provider.handle({ actor, linkName, operation, msg: payload });
+    return this.bus.request({ origin: actor, target: providerTarget(contract, linkName), operation, msg: payload, deadline, actor, linkName });
+  }
+
+  #serveProviderCall(entry: ProviderEntry, inv: BusInvocation): Promise<Uint8Array> {
+    if (!inv.actor) return Promise.reject(new InvocationError('BAD_PAYLOAD', 'provider call without a calling actor'));
+    return entry.provider.handle({ actor: inv.actor, linkName: entry.linkName, operation: inv.operation, msg: inv.msg });
+  }
+
+  #guestLogs(actor: string, lines: GuestLogLine[]): void {
+    const entry = this.#actors.get(actor);
+    for (const [level, msg, time] of lines) {
+      this.logs.append(actor, { time, level, stream: 'console', msg });
+      entry?.log[level]({ stream: 'console' }, msg);
+    }
+  }
+
+  async #prepare(bytes: Uint8Array): Promise<PreparedActor> {
+    let module: WebAssembly.Module | undefined;
+    try {
+      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch {
+      module = undefined; // not a core module (e.g. a component): runtimes that take raw bytes may claim it
+    }
+    for (const rt of this.#runtimes) {
+      if (rt.detect(bytes, module)) return rt.prepare(bytes, module);
+    }
+    if (!module) throw new ActorLoadError('not a WebAssembly module this host can run (compile failed and no runtime recognised it)');
+    const exports = WebAssembly.Module.exports(module).map((e) => e.name);
+    throw new ActorLoadError(`unrecognised actor format: exports ${exports.join(', ') || 'nothing'}; expected a waPC actor (__guest_call)`);
+  }
+
+  #info(e: ActorEntry): ActorInfo {
+    return {
+      id: e.id,
+      name: e.claims.wascap.name ?? '',
+      issuer: e.claims.iss,
+      caps: e.claims.wascap.caps ?? [],
+      kind: e.prepared.kind,
+      state: String(e.machine.getSnapshot().value),
+      instances: this.#pool.instances(e.id),
+      maxInstances: e.maxInstances,
+      deadlineMs: e.deadlineMs,
+      traps: e.machine.getSnapshot().context.traps,
+    };
+  }
+
+  /** Worker restarts (overruns and crashes) since start. */
+  get workerRestarts(): number {
+    return this.#pool.restarts;
+  }
+
+  #assertRunning(): void {
+    if (this.#stopped) throw new WasmletError('HOST_STOPPED', 'host is stopped');
+  }
+
+  /** Stops actors (draining), providers, and the workers. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await Promise.all([...this.#actors.keys()].map((id) => this.stopActor(id).catch(() => {})));
+    for (const p of this.#providers.values()) {
+      p.sub?.close();
+      await new Promise<void>((resolve) => {
+        const s = p.machine.subscribe((snap) => {
+          if (snap.status === 'done') {
+            s.unsubscribe();
+            resolve();
+          }
+        });
+        p.machine.send({ type: 'STOP' });
+        if (p.machine.getSnapshot().status === 'done') resolve();
+      });
+    }
+    this.#providers.clear();
+    this.#unsubscribeLinks();
+    await this.#pool.close();
+    this.logger.info('host stopped');
+  }
+}
+
+function linkKeyOf(l: LinkDefinition): string {
+  return `${l.actor}/${l.contract}/${l.linkName}`;
+}
+
+export { isWasmletError };

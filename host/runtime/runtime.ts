@@ -1,0 +1,55 @@
+/**
+ * The runtime interface shared by every kind of workload (waPC core modules, components, WASI
+ * commands). The main thread `prepare`s an actor once (compile, transpile); workers
+ * `instantiate` the prepared form as many times as the pool needs.
+ */
+
+export type ActorKind = 'wapc' | 'component' | 'wasi';
+
+/** What a worker needs to instantiate an actor. Must be structured-cloneable (WebAssembly.Module is). */
+export interface PreparedActor {
+  kind: ActorKind;
+  /** Runtime-specific payload, e.g. `{ module }` for waPC. */
+  payload: unknown;
+}
+
+/** Main-thread side of a runtime. */
+export interface ActorRuntime {
+  readonly kind: ActorKind;
+  /** True when `module` (already compiled, or undefined for non-core binaries) is this runtime's format. */
+  detect(bytes: Uint8Array, module: WebAssembly.Module | undefined): boolean;
+  /** Validate and prepare; throws ActorLoadError naming what is wrong. */
+  prepare(bytes: Uint8Array, module: WebAssembly.Module | undefined): Promise<PreparedActor>;
+}
+
+/** Result of a host call as the guest sees it. */
+export type HostCallResult = { ok: Uint8Array } | { error: string };
+
+export type GuestLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+/** What a worker hands a guest instance. */
+export interface GuestEnv {
+  actor: string;
+  /** Synchronous: blocks the worker (never the main thread) until the host answers or the deadline passes. */
+  hostCall(binding: string, namespace: string, operation: string, payload: Uint8Array): HostCallResult;
+  log(level: GuestLogLevel, message: string): void;
+}
+
+/** A guest's own error answer (waPC `__guest_error`): the instance stays usable. */
+export class GuestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GuestError';
+  }
+}
+
+/** One live instance inside a worker. A throw other than GuestError is a trap: the instance is discarded. */
+export interface GuestInstance {
+  call(operation: string, payload: Uint8Array): Uint8Array;
+}
+
+/** Worker-thread side of a runtime. */
+export interface GuestFactory {
+  readonly kind: ActorKind;
+  instantiate(payload: unknown, env: GuestEnv): GuestInstance;
+}
