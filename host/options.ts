@@ -29,13 +29,20 @@ export const hostOptionsSchema = z.object({
 export type HostOptionsInput = z.input<typeof hostOptionsSchema>;
 export type HostOptions = z.output<typeof hostOptionsSchema>;
 
-export function parseHostOptions(input: unknown): HostOptions {
-  const r = hostOptionsSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const why = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new OptionsError(`invalid host options: ${why}`, { cause: r.error });
-  }
+/** One line naming each problem zod found, e.g. `workers: Too small: expected number to be >=1`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+/** Parses `input` with `schema`, throwing OptionsError(`invalid <what>: …`). */
+export function parseWith<S extends z.ZodType>(schema: S, what: string, input: unknown): z.output<S> {
+  const r = schema.safeParse(input ?? {});
+  if (!r.success) throw new OptionsError(`invalid ${what}: ${describeIssues(r.error)}`, { cause: r.error });
   return r.data;
+}
+
+export function parseHostOptions(input: unknown): HostOptions {
+  return parseWith(hostOptionsSchema, 'host options', input);
 }
 
 /** Per-actor options given when starting it. */
@@ -49,10 +56,5 @@ export type ActorStartOptionsInput = z.input<typeof actorStartOptionsSchema>;
 export type ActorStartOptions = z.output<typeof actorStartOptionsSchema>;
 
 export function parseActorStartOptions(input: unknown): ActorStartOptions {
-  const r = actorStartOptionsSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const why = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new OptionsError(`invalid actor options: ${why}`, { cause: r.error });
-  }
-  return r.data;
+  return parseWith(actorStartOptionsSchema, 'actor options', input);
 }

@@ -1,0 +1,71 @@
+/**
+ * The `wasmlet` command. The only place (with the other CLI entries) that reads process.env.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import pino, { type Logger } from 'pino';
+import { builtinProviders } from '../capabilities/index.ts';
+import { registerClaimsCommands } from './cli/claims-commands.ts';
+import { isWasmletError } from './errors.ts';
+import { loadManifest } from './manifest.ts';
+import { runPlan } from './run-plan.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function int(what: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
+    return n;
+  };
+}
+
+function makeLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid } });
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
+
+const program = new Command('wasmlet')
+  .description('Run signed WebAssembly actors with capability providers, on one machine, a NATS lattice, or as a Kubernetes node.')
+  .version(pkg.version)
+  .showHelpAfterError();
+
+program
+  .command('up')
+  .description('run a host manifest (waSCC format as-is, or wasmlet/v1) until interrupted')
+  .argument('<manifest>', 'path of the manifest (YAML or JSON)')
+  .option('--workers <n>', 'worker threads that run actors', int('--workers'))
+  .option('--deadline-ms <n>', 'deadline of one invocation', int('--deadline-ms'))
+  .option('--max-instances <n>', 'instances per actor', int('--max-instances'))
+  .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.WASMLET_LOG_LEVEL ?? 'info')
+  .action(async (manifest: string, opts: { workers?: number; deadlineMs?: number; maxInstances?: number; logLevel: string }) => {
+    const logger = makeLogger(opts.logLevel);
+    const plan = await loadManifest(manifest);
+    const overrides = {
+      ...(opts.workers ? { workers: opts.workers } : {}),
+      ...(opts.deadlineMs ? { deadlineMs: opts.deadlineMs } : {}),
+      ...(opts.maxInstances ? { maxInstances: opts.maxInstances } : {}),
+    };
+    const host = await runPlan(plan, { logger, providers: builtinProviders, hostOverrides: overrides });
+    logger.info({ manifest, format: plan.format, actors: host.actors().map((a) => `${a.name} (${a.id})`), links: host.links.list().length }, 'wasmlet is up');
+    const sig = await untilSignal();
+    logger.info({ signal: sig }, 'shutting down');
+    await host.stop();
+  });
+
+registerClaimsCommands(program, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const msg = isWasmletError(err) ? `${err.message} [${err.code}]` : err instanceof Error ? err.message : String(err);
+  process.stderr.write(`wasmlet: ${msg}\n`);
+  process.exitCode = 1;
+}
