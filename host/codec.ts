@@ -23,6 +23,8 @@ export class DecodeError extends Error {
 /** Decode the first msgpack value of `bytes`, ignoring trailing bytes. Throws DecodeError. */
 export function decode<T = unknown>(bytes: Uint8Array): T {
   if (bytes.byteLength === 0) throw new DecodeError('empty msgpack payload');
+  // 0xC1 is reserved ("never used") in msgpack; msgpackr would hand back a marker object.
+  if (bytes[0] === 0xc1) throw new DecodeError('invalid msgpack payload: reserved byte 0xC1');
   let first: unknown;
   let seen = false;
   try {

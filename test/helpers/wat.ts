@@ -51,9 +51,11 @@ export const TOOLBOX_HTTP_BODY = 'toolbox ok';
  * - `loop…`: spins forever (deadline tests);
  * - `trap…`: executes `unreachable`;
  * - `HandleRequest`: traps if the request bytes contain `!`, spins if they contain `~`,
- *   otherwise answers 200 with body TOOLBOX_HTTP_BODY;
- * - anything else: a host call with namespace = the operation name, host operation `Get`,
- *   payload = the message; answers the host's response, or a guest error carrying the host's error.
+ *   answers bytes that are not msgpack if they contain `^`, otherwise answers 200 with body
+ *   TOOLBOX_HTTP_BODY;
+ * - `NAMESPACE/OP`: a host call to NAMESPACE with operation OP, payload = the message;
+ * - anything else: a host call with namespace = the operation name and operation `Get`.
+ * Host calls answer the host's response, or a guest error carrying the host's error.
  * A call that finds the instance already busy answers the guest error `reentered`.
  * Every call writes `handling` to the console log.
  */
@@ -74,6 +76,7 @@ export function toolboxWat(): string {
   (data (i32.const 512) "Get")
   (data (i32.const 520) "reentered")
   (data (i32.const 560) "handling")
+  (data (i32.const 580) "\\c1\\c1")
   (data (i32.const 600) "${watBytes(http)}")
   (func $has (param $ptr i32) (param $len i32) (param $byte i32) (result i32)
     (local $i i32)
@@ -86,7 +89,7 @@ export function toolboxWat(): string {
         (br $l)))
     (i32.const 0))
   (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
-    (local $rc i32) (local $n i32)
+    (local $rc i32) (local $n i32) (local $slash i32) (local $nslen i32) (local $hop i32) (local $hoplen i32)
     (if (global.get $busy)
       (then (call $guest_error (i32.const 520) (i32.const 9)) (return (i32.const 0))))
     (global.set $busy (i32.const 1))
@@ -98,11 +101,31 @@ export function toolboxWat(): string {
       (then
         (if (call $has (i32.const 1024) (local.get $msg_len) (i32.const 0x21)) (then unreachable))
         (if (call $has (i32.const 1024) (local.get $msg_len) (i32.const 0x7e)) (then (loop $spin (br $spin))))
+        (if (call $has (i32.const 1024) (local.get $msg_len) (i32.const 0x5e))
+          (then
+            (call $guest_response (i32.const 580) (i32.const 2))
+            (global.set $busy (i32.const 0))
+            (return (i32.const 1))))
         (call $guest_response (i32.const 600) (i32.const ${http.byteLength}))
         (global.set $busy (i32.const 0))
         (return (i32.const 1))))
-    (local.set $rc (call $host_call (i32.const 0) (i32.const 0) (i32.const 0) (local.get $op_len)
-                                    (i32.const 512) (i32.const 3) (i32.const 1024) (local.get $msg_len)))
+    ;; NAMESPACE/OP or NAMESPACE (operation Get)
+    (local.set $nslen (local.get $op_len))
+    (local.set $hop (i32.const 512))
+    (local.set $hoplen (i32.const 3))
+    (block $found
+      (loop $scan
+        (br_if $found (i32.ge_u (local.get $slash) (local.get $op_len)))
+        (if (i32.eq (i32.load8_u (local.get $slash)) (i32.const 0x2f))
+          (then
+            (local.set $nslen (local.get $slash))
+            (local.set $hop (i32.add (local.get $slash) (i32.const 1)))
+            (local.set $hoplen (i32.sub (i32.sub (local.get $op_len) (local.get $slash)) (i32.const 1)))
+            (br $found)))
+        (local.set $slash (i32.add (local.get $slash) (i32.const 1)))
+        (br $scan)))
+    (local.set $rc (call $host_call (i32.const 0) (i32.const 0) (i32.const 0) (local.get $nslen)
+                                    (local.get $hop) (local.get $hoplen) (i32.const 1024) (local.get $msg_len)))
     (if (local.get $rc)
       (then
         (local.set $n (call $host_response_len))

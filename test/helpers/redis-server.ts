@@ -1,0 +1,191 @@
+/**
+ * Starts a real `redis-server` for a test: loopback only, on a free port, no persistence, in a
+ * temp dir, in the foreground (so it dies with its handle). Never uses a Redis the machine
+ * already runs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RedisServer {
+  /** `redis://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  /** Stops the server and removes its temp dir. Safe to call twice. */
+  stop(): Promise<void>;
+  /** Stops the server (if running) and starts it again on the same port, empty. */
+  restart(): Promise<void>;
+  /** Stops the server but keeps the port and dir, for fault tests (`restart()` brings it back). */
+  kill(): Promise<void>;
+}
+
+export interface RedisServerOptions {
+  /** Binary to run. Default `redis-server` from PATH. */
+  binary?: string;
+  /** How long to wait for the first PONG, ms. Default 10000. */
+  startTimeoutMs?: number;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Kill leftover servers if the test process exits without stopping them. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+/** A port that was free a moment ago (the kernel picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One PING over a raw socket; true on `+PONG`. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+async function launch(binary: string, port: number, dir: string, startTimeoutMs: number): Promise<ChildProcess> {
+  const child = spawn(
+    binary,
+    [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', dir,
+      '--daemonize', 'no',
+      '--protected-mode', 'yes',
+      '--logfile', '',
+      '--loglevel', 'warning',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let spawnError: Error | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+
+  const deadline = Date.now() + startTimeoutMs;
+  while (Date.now() < deadline) {
+    if (spawnError) throw new Error(`cannot run ${binary}: ${spawnError.message}`, { cause: spawnError });
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}) before answering PING on port ${port}: ${output.trim()}`);
+    }
+    if (await ping(port)) return child;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill('SIGKILL');
+  await waitExit(child, 2000);
+  throw new Error(`redis-server did not answer PING on port ${port} within ${startTimeoutMs} ms: ${output.trim()}`);
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const binary = options.binary ?? 'redis-server';
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  installExitHook();
+  const dir = await mkdtemp(join(tmpdir(), 'wasmlet-redis-'));
+
+  // Another process may grab the free port between our probe and redis binding it: retry.
+  let child: ChildProcess | undefined;
+  let port = 0;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5 && !child; attempt++) {
+    port = await freePort();
+    try {
+      child = await launch(binary, port, dir, startTimeoutMs);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  if (!child) {
+    await rm(dir, { recursive: true, force: true });
+    throw lastError;
+  }
+
+  let current: ChildProcess | undefined = child;
+  let removed = false;
+  const kill = async () => {
+    const c = current;
+    current = undefined;
+    if (!c) return;
+    c.kill('SIGTERM');
+    await waitExit(c, 5000);
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    async restart() {
+      if (removed) throw new Error('redis-server was stopped for good');
+      await kill();
+      // The port was ours until a moment ago; retry briefly in case the kernel still holds it.
+      let err: unknown;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          current = await launch(binary, port, dir, startTimeoutMs);
+          return;
+        } catch (e) {
+          err = e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      throw err;
+    },
+    async stop() {
+      await kill();
+      if (removed) return;
+      removed = true;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/** `wasmlet up` as a user runs it: a child process, a waSCC manifest as-is, real HTTP. */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { freePort } from './helpers/redis-server.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const fixtures = fileURLToPath(new URL('../../shared/fixtures/wascc/', import.meta.url));
+const bin = join(root, 'bin', 'wasmlet.mjs');
+
+function run(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor(check: () => boolean, what: string, ms = 20_000) {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('wasmlet up', () => {
+  let dir: string;
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs a waSCC manifest as-is: built-in providers stand in for native ones', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
+    const [echoPort, counterPort] = [await freePort(), await freePort()];
+    const manifest = join(dir, 'manifest.yaml');
+    await writeFile(
+      manifest,
+      `labels:
+  sample: "wascc echo and kvcounter"
+actors:
+  - ${join(fixtures, 'echo.wasm')}
+  - ${join(fixtures, 'kvcounter.wasm')}
+capabilities:
+  - path: ./examples/.assets/libwascc_httpsrv.so
+  - path: ./examples/.assets/libkeyvalue.so
+bindings:
+  - actor: "MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2"
+    capability: "wascc:http_server"
+    values:
+      PORT: ${echoPort}
+      ADDRESS: 127.0.0.1
+  - actor: "MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ"
+    capability: "wascc:keyvalue"
+  - actor: "MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ"
+    capability: "wascc:http_server"
+    values:
+      PORT: ${counterPort}
+      ADDRESS: 127.0.0.1
+`,
+    );
+    const p = run(['up', manifest]);
+    try {
+      await waitFor(() => p.output().includes('wasmlet is up'), 'wasmlet is up');
+      assert.match(p.output(), /native provider .*libwascc_httpsrv\.so cannot be loaded; serving wasmlet:httpserver with wasmlet's built-in http-server provider/);
+      const echo = await fetch(`http://127.0.0.1:${echoPort}/hello?q=1`);
+      assert.equal(echo.status, 200);
+      assert.equal((await echo.json()).path, '/hello');
+      const a = await (await fetch(`http://127.0.0.1:${counterPort}/x`)).json();
+      const b = await (await fetch(`http://127.0.0.1:${counterPort}/x`)).json();
+      assert.deepEqual([a, b], [{ counter: 1 }, { counter: 2 }]);
+    } finally {
+      p.child.kill('SIGTERM');
+    }
+    assert.equal(await p.exited, 0, 'stops cleanly on SIGTERM');
+    assert.match(p.output(), /host stopped/);
+  });
+
+  it('fails clearly for a contract it has no provider for', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
+    const manifest = join(dir, 'messaging.yaml');
+    await writeFile(manifest, `actors: []\ncapabilities:\n  - path: ./libnats_provider.so\nbindings:\n  - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2\n    capability: wascc:messaging\n`);
+    const p = run(['up', manifest]);
+    assert.equal(await p.exited, 1);
+    assert.match(p.output(), /no provider for contract wascc:messaging \(native provider .*libnats_provider\.so cannot be loaded by wasmlet\); wasmlet has built-in providers for: wasmlet:httpserver, wasmlet:keyvalue, wasmlet:logging/);
+  });
+
+  it('refuses an actor file that does not exist, naming it', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
+    const manifest = join(dir, 'missing.yaml');
+    await writeFile(manifest, `actors:\n  - ./nope.wasm\n`);
+    const p = run(['up', manifest]);
+    assert.equal(await p.exited, 1);
+    assert.match(p.output(), /cannot read actor .*nope\.wasm/);
+  });
+});
