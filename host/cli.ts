@@ -54,7 +54,10 @@ program
       ...(opts.maxInstances ? { maxInstances: opts.maxInstances } : {}),
     };
     const host = await runPlan(plan, { logger, providers: builtinProviders, hostOverrides: overrides });
-    logger.info({ manifest, format: plan.format, actors: host.actors().map((a) => `${a.name} (${a.id})`), links: host.links.list().length }, 'wasmlet is up');
+    const actors = host.actors().map((a) => `${a.name} (${a.id})`);
+    logger.info({ manifest, format: plan.format, actors, links: host.links.list().length }, 'wasmlet is up');
+    // Whatever the log level, say plainly that the host is serving (scripts wait for this line).
+    process.stderr.write(`wasmlet is up: ${actors.length} actor(s), ${host.links.list().length} link(s); Ctrl-C to stop\n`);
     const sig = await untilSignal();
     logger.info({ signal: sig }, 'shutting down');
     await host.stop();

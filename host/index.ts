@@ -3,7 +3,7 @@ export { Host, type ActorInfo, type HostDeps } from './host.ts';
 export { parseHostOptions, hostOptionsSchema, parseWith, describeIssues, parseActorStartOptions, type HostOptions, type HostOptionsInput, type ActorStartOptions, type ActorStartOptionsInput } from './options.ts';
 export { InProcessBus, actorTarget, providerTarget, type Bus, type BusInvocation, type BusHandler, type BusSubscription, type BusTarget } from './bus.ts';
 export { MemoryLinkStore, normalizeLink, linkKey, type LinkStore, type LinkEvent } from './links.ts';
-export { MemoryLogStore } from './log-store.ts';
+export { MemoryLogStore, parseLogStoreOptions, type LogStoreOptions } from './log-store.ts';
 export { HTTP_SERVER, KEY_VALUE, LOGGING, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
 export { encode, decode, asBytes, DecodeError } from './codec.ts';
 export * from './errors.ts';

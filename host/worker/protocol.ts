@@ -2,17 +2,48 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { ActorKind, GuestLogLevel } from '../runtime/runtime.ts';
 
+/** Cells in a worker's call-state ring; more than the pipeline depth can ever hold. */
+export const CALL_RING_SIZE = 256;
+
+/**
+ * Host-call replies travel through a shared buffer: Int32 header [flag, seq, status, length], then
+ * the reply bytes. The main thread writes, sets flag = 1 and notifies; the worker waits on flag.
+ * A reply larger than the buffer goes through the `replies` port instead (status REPLY_VIA_PORT).
+ */
+export const REPLY_HEADER_BYTES = 16;
+export const REPLY_BUFFER_BYTES = 64 * 1024;
+export const REPLY_OK = 1;
+export const REPLY_ERROR = 2;
+export const REPLY_VIA_PORT = 3;
+
 export interface WorkerInit {
-  /** Int32Array over a SharedArrayBuffer: the main thread sets [0]=1 and notifies when a host-call reply is posted. */
+  /** REPLY_HEADER_BYTES + REPLY_BUFFER_BYTES, laid out as described above. */
   flag: SharedArrayBuffer;
+  /**
+   * Int32Array[CALL_RING_SIZE]: per queued call, cell `seq % size` holds `seq` while queued. The worker
+   * claims it (seq → -seq) before running the call; the main thread may take it back (seq → 0) to
+   * run it elsewhere. Compare-and-swap makes exactly one of the two win.
+   */
+  ring: SharedArrayBuffer;
   /** The worker reads host-call replies from this port synchronously (receiveMessageOnPort). */
   replies: MessagePort;
 }
 
-export type ToWorker =
-  | { t: 'load'; actor: string; kind: ActorKind; payload: unknown }
-  | { t: 'unload'; actor: string }
-  | { t: 'call'; id: number; actor: string; op: string; msg: Uint8Array; deadline: number };
+export interface CallItem {
+  t: 'call';
+  id: number;
+  /** Per-worker sequence number (> 0): the call's ring cell. */
+  seq: number;
+  actor: string;
+  op: string;
+  msg: Uint8Array;
+  deadline: number;
+}
+
+export type WorkItem = { t: 'load'; actor: string; kind: ActorKind; payload: unknown } | { t: 'unload'; actor: string } | CallItem;
+
+/** The main thread sends work in batches: everything queued for a worker during one event-loop turn. */
+export type ToWorker = { t: 'batch'; items: WorkItem[] };
 
 export type GuestLogLine = [GuestLogLevel, string, number];
 

@@ -6,12 +6,15 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { GuestError, type GuestFactory, type GuestInstance, type HostCallResult } from '../runtime/runtime.ts';
 import { wapcGuestFactory } from '../runtime/wapc.ts';
-import type { FromWorker, GuestLogLine, HostReply, ToWorker, WorkerInit } from './protocol.ts';
+import { CALL_RING_SIZE, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, type CallItem, type FromWorker, type GuestLogLine, type HostReply, type ToWorker, type WorkerInit, type WorkItem } from './protocol.ts';
 
 const factories = new Map<string, GuestFactory>([[wapcGuestFactory.kind, wapcGuestFactory]]);
 
 const init = workerData as WorkerInit;
-const flag = new Int32Array(init.flag);
+const flag = new Int32Array(init.flag, 0, 4);
+const replyBytes = new Uint8Array(init.flag, REPLY_HEADER_BYTES);
+const utf8d = new TextDecoder();
+const ring = new Int32Array(init.ring);
 const replies = init.replies;
 const port = parentPort!;
 
@@ -29,21 +32,34 @@ let currentDeadline = 0;
 function hostCallFor(actor: string) {
   return (binding: string, ns: string, op: string, payload: Uint8Array): HostCallResult => {
     const mySeq = ++seq;
-    Atomics.store(flag, 0, 0);
     const msg: FromWorker = { t: 'host', seq: mySeq, actor, binding, ns, op, payload, deadline: currentDeadline };
     port.postMessage(msg);
     for (;;) {
-      const got = receiveMessageOnPort(replies);
-      if (got) {
-        const reply = got.message as HostReply;
-        if (reply.seq !== mySeq) continue; // a late reply to an earlier call that timed out
-        if (reply.error !== undefined) return { error: reply.error };
-        return { ok: reply.ok ?? new Uint8Array(0) };
+      if (Atomics.load(flag, 0) === 1 && Atomics.load(flag, 1) === mySeq) {
+        const status = Atomics.load(flag, 2);
+        const len = Atomics.load(flag, 3);
+        Atomics.store(flag, 0, 0);
+        if (status === REPLY_OK) return { ok: replyBytes.slice(0, len) };
+        if (status === REPLY_ERROR) return { error: utf8d.decode(replyBytes.subarray(0, len)) };
+        // Too large for the shared buffer: it waits on the port.
+        for (;;) {
+          const got = receiveMessageOnPort(replies);
+          if (!got) throw new Error('host reply announced on the port but missing');
+          const reply = got.message as HostReply;
+          if (reply.seq !== mySeq) continue;
+          if (reply.error !== undefined) return { error: reply.error };
+          return { ok: reply.ok ?? new Uint8Array(0) };
+        }
+      }
+      if (Atomics.load(flag, 0) === 1) {
+        // A late reply to an earlier call that timed out: drop it (and its port message, if any).
+        Atomics.store(flag, 0, 0);
+        while (receiveMessageOnPort(replies)) {}
+        continue;
       }
       const remaining = currentDeadline - Date.now();
       if (remaining <= 0) return { error: 'host call timed out: invocation deadline exceeded' };
       Atomics.wait(flag, 0, 0, remaining);
-      Atomics.store(flag, 0, 0);
     }
   };
 }
@@ -63,7 +79,39 @@ function reply(msg: FromWorker) {
   port.postMessage(msg);
 }
 
-port.on('message', (m: ToWorker) => {
+function runCall(m: CallItem): void {
+  // Claim the call; if the main thread took it back (to run it elsewhere), skip it.
+  const cell = m.seq % CALL_RING_SIZE;
+  if (Atomics.compareExchange(ring, cell, m.seq, -m.seq) !== m.seq) return;
+  const loaded = actors.get(m.actor);
+  if (!loaded) {
+    reply({ t: 'done', id: m.id, err: { code: 'ACTOR_NOT_FOUND', message: `actor ${m.actor} is not loaded in this worker` } });
+    return;
+  }
+  currentDeadline = m.deadline;
+  let out: FromWorker;
+  try {
+    const result = instanceOf(m.actor, loaded).call(m.op, m.msg);
+    out = { t: 'done', id: m.id, ok: result };
+  } catch (err) {
+    if (err instanceof GuestError) {
+      out = { t: 'done', id: m.id, err: { code: 'GUEST_ERROR', message: err.message } };
+    } else {
+      // A trap (or any throw from inside the guest) leaves the instance in an unknown state: discard it.
+      loaded.instance = undefined;
+      const message = err instanceof Error ? err.message : String(err);
+      out = { t: 'done', id: m.id, err: { code: 'TRAP', message } };
+    }
+  }
+  if (logs.length) {
+    (out as { logs?: GuestLogLine[] }).logs = logs;
+    logs = [];
+  }
+  // One reply per call, at once: a later call in the batch may never return (it will be stopped).
+  reply(out);
+}
+
+function runItem(m: WorkItem): void {
   switch (m.t) {
     case 'load': {
       const factory = factories.get(m.kind);
@@ -74,35 +122,14 @@ port.on('message', (m: ToWorker) => {
     case 'unload':
       actors.delete(m.actor);
       return;
-    case 'call': {
-      const loaded = actors.get(m.actor);
-      if (!loaded) {
-        reply({ t: 'done', id: m.id, err: { code: 'ACTOR_NOT_FOUND', message: `actor ${m.actor} is not loaded in this worker` } });
-        return;
-      }
-      currentDeadline = m.deadline;
-      let out: FromWorker;
-      try {
-        const result = instanceOf(m.actor, loaded).call(m.op, m.msg);
-        out = { t: 'done', id: m.id, ok: result };
-      } catch (err) {
-        if (err instanceof GuestError) {
-          out = { t: 'done', id: m.id, err: { code: 'GUEST_ERROR', message: err.message } };
-        } else {
-          // A trap (or any throw from inside the guest) leaves the instance in an unknown state: discard it.
-          loaded.instance = undefined;
-          const message = err instanceof Error ? err.message : String(err);
-          out = { t: 'done', id: m.id, err: { code: 'TRAP', message } };
-        }
-      }
-      if (logs.length) {
-        (out as { logs?: GuestLogLine[] }).logs = logs;
-        logs = [];
-      }
-      reply(out);
+    case 'call':
+      runCall(m);
       return;
-    }
   }
+}
+
+port.on('message', (m: ToWorker) => {
+  for (const item of m.items) runItem(item);
 });
 
 reply({ t: 'ready' });

@@ -1,14 +1,19 @@
 /**
  * The main-thread side of actor isolation: a fixed set of worker threads, each running one call
- * at a time. An actor gets at most `maxInstances` instances, each in a different worker; calls
- * beyond that wait in the actor's queue. Every call has a deadline: a worker whose call overruns
- * is terminated and replaced, and the host keeps serving from the other workers.
+ * at a time. An actor gets at most `maxInstances` instances, each in a different worker.
+ *
+ * Speed: calls are pipelined (up to `pipelineDepth` sent ahead to a worker) and sends are batched
+ * per event-loop turn, so workers never wait on a thread round trip between calls.
+ * Isolation: every call has a deadline; a worker whose call overruns is terminated and replaced.
+ * Calls queued behind a call that runs longer than `stallMs` are taken back (a compare-and-swap
+ * on a shared cell decides, so a call never runs twice) and served by other workers, so one
+ * stuck actor never holds up the others.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { InvocationError } from '../errors.ts';
 import type { PreparedActor } from '../runtime/runtime.ts';
-import type { FromWorker, GuestLogLine, HostReply, ToWorker, WorkerInit } from './protocol.ts';
+import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type FromWorker, type GuestLogLine, type HostReply, type WorkerInit, type WorkItem } from './protocol.ts';
 
 export interface WorkerPoolOptions {
   /** Number of worker threads. */
@@ -18,7 +23,11 @@ export interface WorkerPoolOptions {
   hostCall(actor: string, binding: string, namespace: string, operation: string, payload: Uint8Array, deadline: number): Promise<Uint8Array>;
   /** Receives the log lines a guest wrote during a call. */
   onLogs?(actor: string, lines: GuestLogLine[]): void;
-  /** How often deadlines are checked (ms). */
+  /** Calls sent ahead to one worker. Default 8 (at most 64). */
+  pipelineDepth?: number;
+  /** A call running longer than this (ms) makes its worker "stalled": queued calls move elsewhere. Default 20. */
+  stallMs?: number;
+  /** How often deadlines and stalls are checked (ms). Default 10. */
   sweepIntervalMs?: number;
 }
 
@@ -29,6 +38,7 @@ export interface PoolActorOptions {
 
 interface CallRec {
   id: number;
+  seq: number;
   actor: ActorEntry;
   op: string;
   msg: Uint8Array;
@@ -51,60 +61,58 @@ interface ActorEntry {
 
 interface Slot {
   index: number;
-  generation: number;
   worker: Worker;
   flag: Int32Array;
+  replyBytes: Uint8Array;
+  ring: Int32Array;
   replies: MessagePort;
   ready: boolean;
   dead: boolean;
-  busy: CallRec | null;
+  /** Sent and not answered, in send order: [0] is running (or about to). */
+  outstanding: CallRec[];
+  /** When outstanding[0] started (approximately). */
+  headSince: number;
+  seq: number;
   loaded: Set<string>;
+  sendBuf: WorkItem[];
 }
 
+const utf8 = new TextEncoder();
 const WORKER_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
+const MAX_SEQ = 2 ** 30;
 
 export class WorkerPool {
   readonly #opts: WorkerPoolOptions;
   readonly #log: Logger;
+  readonly #depth: number;
+  readonly #stallMs: number;
   readonly #slots: Slot[] = [];
   readonly #actors = new Map<string, ActorEntry>();
   /** Actors with queued calls, in round-robin order. */
   readonly #pending = new Set<ActorEntry>();
+  readonly #readyWaiters = new Set<() => void>();
   #nextId = 1;
-  #rr = 0;
   #closed = false;
   #sweep: NodeJS.Timeout;
   #restarts = 0;
   #crashBackoffMs = 0;
+  #flushScheduled = false;
 
   constructor(opts: WorkerPoolOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
-    for (let i = 0; i < opts.size; i++) this.#slots.push(this.#spawn(i, 0));
-    this.#sweep = setInterval(() => this.#checkDeadlines(), opts.sweepIntervalMs ?? 20);
+    this.#depth = Math.max(1, Math.min(64, opts.pipelineDepth ?? 8));
+    this.#stallMs = opts.stallMs ?? 20;
+    for (let i = 0; i < opts.size; i++) this.#slots.push(this.#spawn(i));
+    this.#sweep = setInterval(() => this.#checkDeadlines(), opts.sweepIntervalMs ?? 10);
     this.#sweep.unref();
   }
 
   /** Resolves when every worker has started. */
   async ready(): Promise<void> {
-    await Promise.all(
-      this.#slots.map(
-        (s) =>
-          new Promise<void>((resolve, reject) => {
-            if (s.ready) return resolve();
-            const onMsg = (m: FromWorker) => {
-              if (m.t === 'ready') {
-                s.worker.off('message', onMsg);
-                s.worker.off('error', onErr);
-                resolve();
-              }
-            };
-            const onErr = (e: Error) => reject(e);
-            s.worker.on('message', onMsg);
-            s.worker.once('error', onErr);
-          }),
-      ),
-    );
+    while (!this.#slots.every((s) => s.ready)) {
+      await new Promise<void>((resolve) => this.#readyWaiters.add(resolve));
+    }
   }
 
   get size(): number {
@@ -126,7 +134,7 @@ export class WorkerPool {
     const a = this.#actors.get(actor);
     if (!a) return;
     a.stopping = true;
-    for (const rec of a.queue.splice(0)) rec.reject(new InvocationError('STOPPING', `actor ${actor} is stopping`));
+    for (const rec of a.queue.splice(0)) this.#finish(rec, new InvocationError('STOPPING', `actor ${actor} is stopping`));
     this.#pending.delete(a);
     if (a.inFlight > 0) {
       await new Promise<void>((resolve) => {
@@ -137,7 +145,11 @@ export class WorkerPool {
         };
       });
     }
-    for (const s of a.slots) if (!s.dead) this.#post(s, { t: 'unload', actor });
+    for (const s of a.slots) {
+      if (s.dead) continue;
+      s.loaded.delete(actor);
+      this.#enqueue(s, { t: 'unload', actor });
+    }
     this.#actors.delete(actor);
   }
 
@@ -151,9 +163,9 @@ export class WorkerPool {
     if (!a) return Promise.reject(new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running on this host`));
     if (a.stopping) return Promise.reject(new InvocationError('STOPPING', `actor ${actor} is stopping`));
     return new Promise<Uint8Array>((resolve, reject) => {
-      const rec: CallRec = { id: this.#nextId++, actor: a, op, msg, deadline: Date.now() + (deadlineMs ?? a.opts.deadlineMs), resolve, reject };
+      const rec: CallRec = { id: this.#nextId++, seq: 0, actor: a, op, msg, deadline: Date.now() + (deadlineMs ?? a.opts.deadlineMs), resolve, reject };
       a.inFlight++;
-      const slot = this.#pickSlot(a);
+      const slot = a.queue.length ? null : this.#pickSlot(a, Date.now());
       if (slot) this.#send(slot, rec);
       else {
         a.queue.push(rec);
@@ -166,32 +178,35 @@ export class WorkerPool {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
-    for (const a of this.#actors.values()) {
-      for (const rec of a.queue.splice(0)) rec.reject(new InvocationError('STOPPING', 'host is shutting down'));
-    }
+    const stopping = () => new InvocationError('STOPPING', 'host is shutting down');
+    for (const a of this.#actors.values()) for (const rec of a.queue.splice(0)) this.#finish(rec, stopping());
     for (const s of this.#slots) {
       s.dead = true;
-      if (s.busy) this.#finish(s.busy, new InvocationError('STOPPING', 'host is shutting down'));
-      s.busy = null;
+      for (const rec of s.outstanding.splice(0)) this.#finish(rec, stopping());
     }
     await Promise.all(this.#slots.map((s) => s.worker.terminate()));
   }
 
-  #spawn(index: number, generation: number): Slot {
-    const flagBuf = new SharedArrayBuffer(4);
+  #spawn(index: number): Slot {
+    const flagBuf = new SharedArrayBuffer(REPLY_HEADER_BYTES + REPLY_BUFFER_BYTES);
+    const ringBuf = new SharedArrayBuffer(4 * CALL_RING_SIZE);
     const channel = new MessageChannel();
-    const init: WorkerInit = { flag: flagBuf, replies: channel.port2 };
+    const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2 };
     const worker = new Worker(WORKER_URL, { workerData: init, transferList: [channel.port2], stdout: false, stderr: false });
     const slot: Slot = {
       index,
-      generation,
       worker,
-      flag: new Int32Array(flagBuf),
+      flag: new Int32Array(flagBuf, 0, 4),
+      replyBytes: new Uint8Array(flagBuf, REPLY_HEADER_BYTES),
+      ring: new Int32Array(ringBuf),
       replies: channel.port1,
       ready: false,
       dead: false,
-      busy: null,
+      outstanding: [],
+      headSince: 0,
+      seq: 0,
       loaded: new Set(),
+      sendBuf: [],
     };
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
     worker.on('error', (err) => {
@@ -213,22 +228,26 @@ export class WorkerPool {
       case 'ready':
         slot.ready = true;
         this.#crashBackoffMs = 0;
-        this.#pump(slot);
+        for (const w of this.#readyWaiters) w();
+        this.#readyWaiters.clear();
+        this.#pump(slot, Date.now());
         return;
       case 'done': {
-        const rec = slot.busy;
-        slot.busy = null;
-        if (rec && rec.id === m.id) {
-          if (m.logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, m.logs);
-          if (m.ok) this.#finish(rec, undefined, m.ok);
-          else this.#finish(rec, new InvocationError(m.err!.code, m.err!.message));
-        }
-        this.#pump(slot);
+        const out = slot.outstanding;
+        const i = out[0]?.id === m.id ? 0 : out.findIndex((r) => r.id === m.id);
+        if (i < 0) return; // answered already (e.g. taken back and failed elsewhere)
+        const rec = out[i]!;
+        out.splice(i, 1);
+        const now = Date.now();
+        slot.headSince = now;
+        if (m.logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, m.logs);
+        if (m.ok) this.#finish(rec, undefined, m.ok);
+        else this.#finish(rec, new InvocationError(m.err!.code, m.err!.message));
+        this.#pump(slot, now);
         return;
       }
       case 'host': {
-        const rec = slot.busy;
-        const actor = rec?.actor.id ?? m.actor;
+        const actor = slot.outstanding[0]?.actor.id ?? m.actor;
         this.#opts.hostCall(actor, m.binding, m.ns, m.op, m.payload, m.deadline).then(
           (ok) => this.#hostReply(slot, { seq: m.seq, ok }),
           (err: Error) => this.#hostReply(slot, { seq: m.seq, error: err?.message ?? String(err) }),
@@ -240,9 +259,23 @@ export class WorkerPool {
 
   #hostReply(slot: Slot, reply: HostReply): void {
     if (slot.dead) return;
-    slot.replies.postMessage(reply);
-    Atomics.store(slot.flag, 0, 1);
-    Atomics.notify(slot.flag, 0);
+    let status: number;
+    let len = 0;
+    const bytes = reply.error !== undefined ? utf8.encode(reply.error) : reply.ok!;
+    if (bytes.byteLength <= REPLY_BUFFER_BYTES) {
+      slot.replyBytes.set(bytes);
+      len = bytes.byteLength;
+      status = reply.error !== undefined ? REPLY_ERROR : REPLY_OK;
+    } else {
+      slot.replies.postMessage(reply);
+      status = REPLY_VIA_PORT;
+    }
+    const f = slot.flag;
+    Atomics.store(f, 1, reply.seq);
+    Atomics.store(f, 2, status);
+    Atomics.store(f, 3, len);
+    Atomics.store(f, 0, 1);
+    Atomics.notify(f, 0);
   }
 
   #finish(rec: CallRec, err?: Error, ok?: Uint8Array): void {
@@ -253,77 +286,130 @@ export class WorkerPool {
     if (a.stopping && a.inFlight === 0) a.drained?.();
   }
 
-  #pickSlot(a: ActorEntry): Slot | null {
-    for (const s of a.slots) if (s.ready && !s.busy) return s;
-    if (a.slots.size >= a.opts.maxInstances) return null;
-    const n = this.#slots.length;
-    for (let k = 0; k < n; k++) {
-      const s = this.#slots[(this.#rr + k) % n]!;
-      if (s.ready && !s.busy && !s.loaded.has(a.id)) {
-        this.#rr = (this.#rr + k + 1) % n;
-        return s;
-      }
+  #usable(s: Slot, now: number): boolean {
+    if (!s.ready || s.dead || s.outstanding.length >= this.#depth) return false;
+    return s.outstanding.length === 0 || now - s.headSince <= this.#stallMs;
+  }
+
+  /** The least-loaded usable worker holding `a`; or, when `a` may grow, a less-loaded one without it. */
+  #pickSlot(a: ActorEntry, now: number): Slot | null {
+    let best: Slot | null = null;
+    for (const s of a.slots) {
+      if (this.#usable(s, now) && (!best || s.outstanding.length < best.outstanding.length)) best = s;
     }
-    return null;
+    if (best && best.outstanding.length === 0) return best;
+    if (a.slots.size < a.opts.maxInstances) {
+      let fresh: Slot | null = null;
+      for (const s of this.#slots) {
+        if (!s.loaded.has(a.id) && this.#usable(s, now) && (!fresh || s.outstanding.length < fresh.outstanding.length)) fresh = s;
+      }
+      if (fresh && (!best || fresh.outstanding.length < best.outstanding.length)) return fresh;
+    }
+    return best;
   }
 
   #send(slot: Slot, rec: CallRec): void {
     const a = rec.actor;
     if (!slot.loaded.has(a.id)) {
-      this.#post(slot, { t: 'load', actor: a.id, kind: a.prepared.kind, payload: a.prepared.payload });
+      this.#enqueue(slot, { t: 'load', actor: a.id, kind: a.prepared.kind, payload: a.prepared.payload });
       slot.loaded.add(a.id);
       a.slots.add(slot);
     }
-    slot.busy = rec;
-    this.#post(slot, { t: 'call', id: rec.id, actor: a.id, op: rec.op, msg: rec.msg, deadline: rec.deadline });
+    slot.seq = slot.seq >= MAX_SEQ ? 1 : slot.seq + 1;
+    rec.seq = slot.seq;
+    Atomics.store(slot.ring, rec.seq % CALL_RING_SIZE, rec.seq);
+    if (slot.outstanding.length === 0) slot.headSince = Date.now();
+    slot.outstanding.push(rec);
+    this.#enqueue(slot, { t: 'call', id: rec.id, seq: rec.seq, actor: a.id, op: rec.op, msg: rec.msg, deadline: rec.deadline });
   }
 
-  #post(slot: Slot, m: ToWorker): void {
-    slot.worker.postMessage(m);
-  }
-
-  /** Give an idle worker the next queued call it may serve, round-robin over actors. */
-  #pump(slot: Slot): void {
-    if (slot.busy || !slot.ready || slot.dead || this.#pending.size === 0) return;
-    for (const a of this.#pending) {
-      if (a.queue.length === 0) {
-        this.#pending.delete(a);
-        continue;
-      }
-      if (slot.loaded.has(a.id) || a.slots.size < a.opts.maxInstances) {
-        const rec = a.queue.shift()!;
-        this.#pending.delete(a);
-        if (a.queue.length) this.#pending.add(a); // to the back: fairness between actors
-        this.#send(slot, rec);
-        return;
-      }
+  #enqueue(slot: Slot, item: WorkItem): void {
+    slot.sendBuf.push(item);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
     }
+  }
+
+  /** One message per worker per event-loop turn. */
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    for (const s of this.#slots) {
+      if (s.sendBuf.length === 0 || s.dead) continue;
+      const items = s.sendBuf;
+      s.sendBuf = [];
+      s.worker.postMessage({ t: 'batch', items });
+    }
+  };
+
+  /** Fill a worker with queued calls it may serve, round-robin over actors. */
+  #pump(slot: Slot, now: number): void {
+    while (this.#pending.size && this.#usable(slot, now)) {
+      let sent = false;
+      for (const a of this.#pending) {
+        if (a.queue.length === 0) {
+          this.#pending.delete(a);
+          continue;
+        }
+        if (slot.loaded.has(a.id) || a.slots.size < a.opts.maxInstances) {
+          const rec = a.queue.shift()!;
+          this.#pending.delete(a);
+          if (a.queue.length) this.#pending.add(a); // to the back: fairness between actors
+          this.#send(slot, rec);
+          sent = true;
+          break;
+        }
+      }
+      if (!sent) return;
+    }
+  }
+
+  /** Take back calls that have not started on `slot` (skipping `keep` leading ones); they go back to their queues' front. */
+  #takeBack(slot: Slot, keep: number): CallRec[] {
+    const started: CallRec[] = [];
+    for (let i = slot.outstanding.length - 1; i >= keep; i--) {
+      const rec = slot.outstanding[i]!;
+      if (Atomics.compareExchange(slot.ring, rec.seq % CALL_RING_SIZE, rec.seq, 0) === rec.seq) {
+        slot.outstanding.splice(i, 1);
+        rec.actor.queue.unshift(rec);
+        this.#pending.add(rec.actor);
+      } else started.push(rec);
+    }
+    return started;
   }
 
   #checkDeadlines(): void {
     const now = Date.now();
     for (const s of this.#slots) {
-      const rec = s.busy;
-      if (rec && !s.dead && rec.deadline < now) {
-        const ms = now - rec.deadline;
-        this.#log.warn({ actor: rec.actor.id, worker: s.index, operation: rec.op, overrunMs: ms }, 'actor call overran its deadline; replacing its worker');
-        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${rec.actor.id} did not answer ${rec.op} within its deadline; its worker was replaced`));
+      if (s.dead || s.outstanding.length === 0) continue;
+      const head = s.outstanding[0]!;
+      if (head.deadline < now) {
+        this.#log.warn({ actor: head.actor.id, worker: s.index, operation: head.op, overrunMs: now - head.deadline }, 'actor call overran its deadline; replacing its worker');
+        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`));
+      } else if (s.outstanding.length > 1 && now - s.headSince > this.#stallMs) {
+        this.#takeBack(s, 1);
       }
     }
     for (const a of this.#pending) {
-      while (a.queue.length && a.queue[0]!.deadline < now) {
-        this.#finish(a.queue.shift()!, new InvocationError('DEADLINE_EXCEEDED', `actor ${a.id} was busy: ${a.opts.maxInstances} instance(s) in use until the deadline`));
+      for (let i = a.queue.length - 1; i >= 0; i--) {
+        if (a.queue[i]!.deadline < now) {
+          const [rec] = a.queue.splice(i, 1);
+          this.#finish(rec!, new InvocationError('DEADLINE_EXCEEDED', `actor ${a.id} was busy: ${a.opts.maxInstances} instance(s) in use until the deadline`));
+        }
       }
       if (!a.queue.length) this.#pending.delete(a);
     }
+    for (const s of this.#slots) this.#pump(s, now);
   }
 
   #replace(slot: Slot, reason: InvocationError): void {
     if (slot.dead || this.#closed) return;
+    // Calls that never started run elsewhere; the one(s) that did get the reason.
+    const started = this.#takeBack(slot, 0);
     slot.dead = true;
+    slot.outstanding = [];
     this.#restarts++;
-    if (slot.busy) this.#finish(slot.busy, reason);
-    slot.busy = null;
+    for (const rec of started) this.#finish(rec, reason);
     for (const id of slot.loaded) this.#actors.get(id)?.slots.delete(slot);
     void slot.worker.terminate();
     slot.replies.close();
@@ -331,11 +417,11 @@ export class WorkerPool {
     this.#crashBackoffMs = Math.min(5000, Math.max(50, delay * 2));
     const respawn = () => {
       if (this.#closed) return;
-      this.#slots[slot.index] = this.#spawn(slot.index, slot.generation + 1);
+      this.#slots[slot.index] = this.#spawn(slot.index);
     };
     if (reason.code === 'DEADLINE_EXCEEDED' || delay === 0) respawn();
     else setTimeout(respawn, delay).unref();
-    // Queued calls that could use other workers keep flowing; try idle ones now.
-    for (const s of this.#slots) if (s !== slot) this.#pump(s);
+    const now = Date.now();
+    for (const s of this.#slots) if (s !== slot) this.#pump(s, now);
   }
 }
