@@ -1,15 +1,20 @@
 /**
  * All benchmarks in one run, each path as a ratio to a baseline measured in the same run.
- * Usage: npm run bench [-- --duration 10 --connections 50 --only http]
+ * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component]
  */
-import { loadOptionsFromArgs, table } from './lib.ts';
+import * as component from './component.ts';
 import * as http from './http.ts';
+import { loadOptionsFromArgs, table } from './lib.ts';
 
 const opts = loadOptionsFromArgs(process.argv);
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
-process.stdout.write(`wasmlet benchmarks: ${opts.connections} connections, ${opts.durationSec} s per path (after ${opts.warmupSec} s warm-up), pipelining ${opts.pipelining}\n`);
+const print = (s: string) => process.stdout.write(s);
+print(`wasmlet benchmarks: ${opts.connections} connections, ${opts.durationSec} s per path (after ${opts.warmupSec} s warm-up), pipelining ${opts.pipelining}\n`);
 
 if (!only || only === 'http') {
   const { baseline, rows } = await http.run(opts);
-  process.stdout.write(`\n## HTTP → waPC actors, in-process\n\n${table(baseline, rows, http.targets)}\n`);
+  print(`\n## HTTP → waPC actors, in-process\n\n${table(baseline, rows, http.targets)}\n`);
+}
+if (!only || only === 'component') {
+  print(`\n## TypeScript component actors\n\n${component.report(await component.run(opts))}\n`);
 }

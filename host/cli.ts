@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
+import { registerActorCommands } from '../actors-sdk/index.ts';
 import { builtinProviders } from '../capabilities/index.ts';
 import { registerClaimsCommands } from './cli/claims-commands.ts';
 import { isWasmletError } from './errors.ts';
@@ -63,7 +64,9 @@ program
     await host.stop();
   });
 
-registerClaimsCommands(program, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+const io = { stdout: (s: string) => void process.stdout.write(s), stderr: (s: string) => void process.stderr.write(s) };
+registerClaimsCommands(program, io);
+registerActorCommands(program, io, process.env.WASMLET_KEYS_DIR ? { keysDir: process.env.WASMLET_KEYS_DIR } : {});
 
 try {
   await program.parseAsync(process.argv);

@@ -18,6 +18,7 @@ import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, 
 import { providerMachine } from './provider-machine.ts';
 import type { ActorRuntime, PreparedActor } from './runtime/runtime.ts';
 import { wapcRuntime } from './runtime/wapc.ts';
+import { componentRuntime } from './runtime/component.ts';
 import type { ActorClaims, CapabilityProvider, LinkDefinition, LogStore, ProviderContext } from './types.ts';
 import type { GuestLogLine } from './worker/protocol.ts';
 import { WorkerPool } from './worker/worker-pool.ts';
@@ -88,7 +89,7 @@ export class Host {
     this.bus = deps.bus ?? new InProcessBus();
     this.links = deps.links ?? new MemoryLinkStore();
     this.logs = deps.logs ?? new MemoryLogStore();
-    this.#runtimes = deps.runtimes ?? [wapcRuntime];
+    this.#runtimes = deps.runtimes ?? [wapcRuntime, componentRuntime];
     this.#pool = new WorkerPool({
       size: options.workers,
       logger: this.logger,
@@ -131,7 +132,7 @@ export class Host {
         machine,
         log: this.logger.child({ actor: id }),
       };
-      this.#pool.register(id, prepared, { maxInstances, deadlineMs });
+      this.#pool.register(id, prepared, { maxInstances, deadlineMs, config: opts.config });
       this.#actors.set(id, entry);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });

@@ -4,10 +4,10 @@
  * (`command.error`), so the CLI entry decides how to exit and tests can use `exitOverride()`.
  * Seeds are never printed, except by `keys gen` without `--out`, where printing is the point.
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isWasmletError } from '../errors.ts';
+import { writeAtomically } from '../fs-util.ts';
 import type { ActorClaims } from '../types.ts';
 import { inspectActor, signActor, type ActorInspection, type SignActorOptions } from '../claims/claims.ts';
 import { KEY_KINDS, generateKeyPair, type KeyKind } from '../claims/keys.ts';
@@ -53,17 +53,6 @@ async function readSeed(value: string, option: string): Promise<string> {
   return seed;
 }
 
-/** Writes through a temporary file and a rename, so a failure never leaves half a file at `path`. */
-async function writeAtomically(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
 
 function date(seconds: number | undefined, absent: string): string {
   if (seconds === undefined) return absent;

@@ -33,6 +33,8 @@ export interface GuestEnv {
   /** Synchronous: blocks the worker (never the main thread) until the host answers or the deadline passes. */
   hostCall(binding: string, namespace: string, operation: string, payload: Uint8Array): HostCallResult;
   log(level: GuestLogLevel, message: string): void;
+  /** Configuration values the actor was started with (components read them); absent when none were given. */
+  config?: Readonly<Record<string, string>>;
 }
 
 /** A guest's own error answer (waPC `__guest_error`): the instance stays usable. */
@@ -51,5 +53,11 @@ export interface GuestInstance {
 /** Worker-thread side of a runtime. */
 export interface GuestFactory {
   readonly kind: ActorKind;
+  /**
+   * Optional asynchronous step, run once per worker when the actor is loaded there (e.g. importing
+   * a component's ES module glue). Its result replaces the payload given to `instantiate`; the
+   * worker runs no call for the actor before it settles. Rejecting fails the actor's calls there.
+   */
+  load?(payload: unknown): Promise<unknown>;
   instantiate(payload: unknown, env: GuestEnv): GuestInstance;
 }

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compileWat } from '../../test/helpers/wat.ts';
+
+const compileWatBuffer = async (text: string) => (await compileWat(text)) as Uint8Array<ArrayBuffer>;
 import { detectWasi, LineSplitter, runWasi, type WasiRunOptions } from './wasi.ts';
 
 const fixture = new URL('../../../shared/fixtures/krustlet/hello-world.wasm', import.meta.url);
@@ -61,23 +63,23 @@ describe('WASI commands', () => {
   });
 
   it('reports a non-zero exit code and keeps stderr apart', async () => {
-    const module = new WebAssembly.Module(await compileWat(writeAndExit(2, 'it broke\\n', 3)));
+    const module = new WebAssembly.Module(await compileWatBuffer(writeAndExit(2, 'it broke\\n', 3)));
     assert.equal(detectWasi(module), 'preview1');
     const r = await run(module);
     assert.deepEqual([r.exitCode, r.stdout, r.stderr], [3, '', 'it broke\n']);
   });
 
   it('confines file access to the preopened directories', async () => {
-    const opened = await run(new WebAssembly.Module(await compileWat(openAndExit('inside.txt'))), { preopens: { '/data': join(dir, 'mount') } });
+    const opened = await run(new WebAssembly.Module(await compileWatBuffer(openAndExit('inside.txt'))), { preopens: { '/data': join(dir, 'mount') } });
     assert.equal(opened.exitCode, 0, 'a file inside the mount opens');
     for (const escape of ['../secret.txt', '/etc/passwd', 'sub/../../secret.txt']) {
-      const r = await run(new WebAssembly.Module(await compileWat(openAndExit(escape))), { preopens: { '/data': join(dir, 'mount') } });
+      const r = await run(new WebAssembly.Module(await compileWatBuffer(openAndExit(escape))), { preopens: { '/data': join(dir, 'mount') } });
       assert.notEqual(r.exitCode, 0, `${escape} must not open`);
     }
   });
 
   it('stops a program that loops forever when asked', async () => {
-    const module = new WebAssembly.Module(await compileWat(`(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))) (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))`));
+    const module = new WebAssembly.Module(await compileWatBuffer(`(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))) (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))`));
     const ac = new AbortController();
     const started = Date.now();
     setTimeout(() => ac.abort(), 300);
@@ -87,7 +89,7 @@ describe('WASI commands', () => {
   });
 
   it('refuses a module that is not a WASI command', async () => {
-    const module = new WebAssembly.Module(await compileWat('(module (func (export "run")))'));
+    const module = new WebAssembly.Module(await compileWatBuffer('(module (func (export "run")))'));
     assert.equal(detectWasi(module), undefined);
     await assert.rejects(runWasi({ module, args: [], env: {}, preopens: {}, onOutput: () => {} }), /not a WASI command/);
   });

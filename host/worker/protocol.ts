@@ -40,7 +40,7 @@ export interface CallItem {
   deadline: number;
 }
 
-export type WorkItem = { t: 'load'; actor: string; kind: ActorKind; payload: unknown } | { t: 'unload'; actor: string } | CallItem;
+export type WorkItem = { t: 'load'; actor: string; kind: ActorKind; payload: unknown; config?: Record<string, string> } | { t: 'unload'; actor: string } | CallItem;
 
 /** The main thread sends work in batches: everything queued for a worker during one event-loop turn. */
 export type ToWorker = { t: 'batch'; items: WorkItem[] };

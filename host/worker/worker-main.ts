@@ -5,10 +5,14 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { GuestError, type GuestFactory, type GuestInstance, type HostCallResult } from '../runtime/runtime.ts';
+import { componentGuestFactory } from '../runtime/component-guest.ts';
 import { wapcGuestFactory } from '../runtime/wapc.ts';
 import { CALL_RING_SIZE, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, type CallItem, type FromWorker, type GuestLogLine, type HostReply, type ToWorker, type WorkerInit, type WorkItem } from './protocol.ts';
 
-const factories = new Map<string, GuestFactory>([[wapcGuestFactory.kind, wapcGuestFactory]]);
+const factories = new Map<string, GuestFactory>([
+  [wapcGuestFactory.kind, wapcGuestFactory],
+  [componentGuestFactory.kind, componentGuestFactory],
+]);
 
 const init = workerData as WorkerInit;
 const flag = new Int32Array(init.flag, 0, 4);
@@ -21,6 +25,10 @@ const port = parentPort!;
 interface Loaded {
   factory: GuestFactory;
   payload: unknown;
+  /** Config values from the load item, when the host sends them. */
+  config?: Record<string, string>;
+  /** Why the factory's async load step failed; the actor's calls here fail with it. */
+  loadError?: string;
   instance?: GuestInstance;
 }
 const actors = new Map<string, Loaded>();
@@ -70,6 +78,7 @@ function instanceOf(actor: string, loaded: Loaded): GuestInstance {
       actor,
       hostCall: hostCallFor(actor),
       log: (level, message) => logs.push([level, message, Date.now()]),
+      ...(loaded.config ? { config: loaded.config } : {}),
     });
   }
   return loaded.instance;
@@ -86,6 +95,10 @@ function runCall(m: CallItem): void {
   const loaded = actors.get(m.actor);
   if (!loaded) {
     reply({ t: 'done', id: m.id, err: { code: 'ACTOR_NOT_FOUND', message: `actor ${m.actor} is not loaded in this worker` } });
+    return;
+  }
+  if (loaded.loadError !== undefined) {
+    reply({ t: 'done', id: m.id, err: { code: 'TRAP', message: `actor ${m.actor} failed to load in this worker: ${loaded.loadError}` } });
     return;
   }
   currentDeadline = m.deadline;
@@ -116,7 +129,27 @@ function runItem(m: WorkItem): void {
     case 'load': {
       const factory = factories.get(m.kind);
       if (!factory) throw new Error(`no runtime for actor kind ${m.kind}`);
-      actors.set(m.actor, { factory, payload: m.payload });
+      const config = m.config;
+      const loaded: Loaded = { factory, payload: m.payload, ...(config ? { config } : {}) };
+      actors.set(m.actor, loaded);
+      if (factory.load) {
+        // An async load step (a component's ES module glue): hold every later item, in order, until it settles.
+        loading = true;
+        factory
+          .load(m.payload)
+          .then(
+            (payload) => {
+              loaded.payload = payload;
+            },
+            (err: unknown) => {
+              loaded.loadError = err instanceof Error ? err.message : String(err);
+            },
+          )
+          .finally(() => {
+            loading = false;
+            runItems(held.splice(0));
+          });
+      }
       return;
     }
     case 'unload':
@@ -128,8 +161,23 @@ function runItem(m: WorkItem): void {
   }
 }
 
+/** True while a factory's async load step runs; items that arrive meanwhile wait in `held`. */
+let loading = false;
+const held: WorkItem[] = [];
+
+function runItems(items: WorkItem[]): void {
+  for (let i = 0; i < items.length; i++) {
+    if (loading) {
+      held.push(...items.slice(i));
+      return;
+    }
+    runItem(items[i]!);
+  }
+}
+
 port.on('message', (m: ToWorker) => {
-  for (const item of m.items) runItem(item);
+  if (loading) held.push(...m.items);
+  else runItems(m.items);
 });
 
 reply({ t: 'ready' });

@@ -34,6 +34,8 @@ export interface WorkerPoolOptions {
 export interface PoolActorOptions {
   maxInstances: number;
   deadlineMs: number;
+  /** Config values the actor can read (components). */
+  config?: Record<string, string>;
 }
 
 interface CallRec {
@@ -311,7 +313,7 @@ export class WorkerPool {
   #send(slot: Slot, rec: CallRec): void {
     const a = rec.actor;
     if (!slot.loaded.has(a.id)) {
-      this.#enqueue(slot, { t: 'load', actor: a.id, kind: a.prepared.kind, payload: a.prepared.payload });
+      this.#enqueue(slot, { t: 'load', actor: a.id, kind: a.prepared.kind, payload: a.prepared.payload, ...(a.opts.config ? { config: a.opts.config } : {}) });
       slot.loaded.add(a.id);
       a.slots.add(slot);
     }

@@ -1,0 +1,104 @@
+/**
+ * Worker side of component actors: imports the transpiled glue once per worker (the async
+ * `load` step), then instantiates the shared compiled core modules with the world's imports.
+ * A `crashed` answer (an exception the actor did not handle) or a wasm trap is thrown as a
+ * plain Error, so the worker discards the instance; a `failed` answer is a GuestError and the
+ * instance (with its state) is kept.
+ */
+import { encode } from '../codec.ts';
+import { fromWitResponse, OP_HANDLE_REQUEST, toWitRequest, type WitRequest, type WitResponse } from './component-http.ts';
+import { flushStderr, wasiImports } from './component-wasi.ts';
+import { HTTP_HANDLER_EXPORT, worldImports } from './component-world.ts';
+import { GuestError, type GuestEnv, type GuestFactory, type GuestInstance } from './runtime.ts';
+
+/** What the main thread sends (structured-cloneable). */
+export interface ComponentPayload {
+  /** file: URL of the transpiled ES module glue. */
+  glueUrl: string;
+  /** Compiled core modules by the file name the glue asks for. */
+  modules: Record<string, WebAssembly.Module>;
+  /** Digest of the component (its claims hash). */
+  digest: string;
+  /** Config values, when the host hands them in the payload rather than the worker's env. */
+  config?: Record<string, string>;
+}
+
+type Instantiate = (
+  getCoreModule: (name: string) => WebAssembly.Module,
+  imports: Record<string, Record<string, unknown>>,
+) => Record<string, unknown>;
+
+interface LoadedComponent extends ComponentPayload {
+  instantiate: Instantiate;
+}
+
+interface HttpHandlerExport {
+  handleRequest(request: WitRequest): WitResponse;
+}
+
+/** A JS exception the actor did not handle, or a trap: the instance must go. */
+export class ComponentCrash extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ComponentCrash';
+  }
+}
+
+function payloadOf(e: unknown): { tag?: unknown; val?: unknown } | undefined {
+  const p = (e as { payload?: unknown } | null)?.payload;
+  return p && typeof p === 'object' ? (p as { tag?: unknown; val?: unknown }) : undefined;
+}
+
+export const componentGuestFactory: GuestFactory = {
+  kind: 'component',
+
+  async load(payload: unknown): Promise<LoadedComponent> {
+    const p = payload as ComponentPayload;
+    const glue = (await import(p.glueUrl)) as { instantiate?: Instantiate };
+    if (typeof glue.instantiate !== 'function') throw new Error(`component glue ${p.glueUrl} has no instantiate export`);
+    return { ...p, instantiate: glue.instantiate };
+  },
+
+  instantiate(payload: unknown, env: GuestEnv): GuestInstance {
+    const loaded = payload as LoadedComponent;
+    if (typeof loaded.instantiate !== 'function') throw new Error('component actor was not loaded in this worker (its glue was never imported)');
+    const stderrLines: string[] = [];
+    const imports = {
+      ...wasiImports((line) => {
+        stderrLines.push(line);
+        env.log('error', line);
+      }),
+      ...worldImports(env, env.config ?? loaded.config ?? {}),
+    };
+    const exports = loaded.instantiate((name) => {
+      const m = loaded.modules[name];
+      if (!m) throw new Error(`component glue asked for core module ${name}, which the host did not compile`);
+      return m;
+    }, imports);
+    const handler = exports[HTTP_HANDLER_EXPORT] as HttpHandlerExport | undefined;
+    if (!handler || typeof handler.handleRequest !== 'function') throw new Error(`component does not export ${HTTP_HANDLER_EXPORT}`);
+
+    return {
+      call(operation: string, msg: Uint8Array): Uint8Array {
+        if (operation !== OP_HANDLE_REQUEST) {
+          throw new GuestError(`component actors answer ${OP_HANDLE_REQUEST} only; no handler for operation ${operation}`);
+        }
+        const request = toWitRequest(msg);
+        let response: WitResponse;
+        stderrLines.length = 0;
+        try {
+          response = handler.handleRequest(request);
+        } catch (e) {
+          const p = payloadOf(e);
+          if (p?.tag === 'failed') throw new GuestError(String(p.val));
+          if (p?.tag === 'crashed') throw new ComponentCrash(`actor threw: ${String(p.val)}`, { cause: e });
+          flushStderr(imports);
+          const why = e instanceof Error ? e.message : String(e);
+          const said = stderrLines.length ? ` (${stderrLines.slice(-5).join(' | ')})` : '';
+          throw new ComponentCrash(`${why}${said}`, { cause: e });
+        }
+        return encode(fromWitResponse(response));
+      },
+    };
+  },
+};

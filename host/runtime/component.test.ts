@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { isActorLoadError, isOptionsError } from '../errors.ts';
+import { createComponentRuntime, isComponentBinary, optimizeGlue } from './component.ts';
+
+const core = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+const component = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]);
+
+describe('component runtime', () => {
+  it('recognises components by their preamble, never core modules', () => {
+    assert.equal(isComponentBinary(component), true);
+    assert.equal(isComponentBinary(core), false);
+    assert.equal(isComponentBinary(component.subarray(0, 6)), false);
+    const rt = createComponentRuntime({ cacheDir: mkdtempSync(join(tmpdir(), 'wasmlet-crt-')) });
+    assert.equal(rt.detect(component, undefined), true);
+    assert.equal(rt.detect(core, new WebAssembly.Module(core)), false);
+  });
+
+  it('refuses bytes that are not a component, and a component jco cannot read, naming why', async () => {
+    const rt = createComponentRuntime({ cacheDir: mkdtempSync(join(tmpdir(), 'wasmlet-crt-')) });
+    await assert.rejects(rt.prepare(core, undefined), (e) => isActorLoadError(e) && /not a WebAssembly component/.test(e.message));
+    const truncated = new Uint8Array([...component, 0x01, 0x05, 0x00]);
+    await assert.rejects(rt.prepare(truncated, undefined), (e) => isActorLoadError(e) && /past the end of the binary/.test(e.message));
+    const garbage = new Uint8Array([...component, 0x01, 0x01, 0x00]);
+    await assert.rejects(rt.prepare(garbage, undefined), (e) => isActorLoadError(e) && /cannot transpile the component with jco/.test(e.message));
+    assert.deepEqual(rt.stats(), { transpiled: 0, compiled: 0 });
+  });
+
+  it('validates its options', () => {
+    assert.throws(() => createComponentRuntime({ cacheDir: '' }), (e) => isOptionsError(e) && /cacheDir/.test(e.message));
+    assert.throws(() => createComponentRuntime({ cacheDirectory: 'x' } as never), (e) => isOptionsError(e));
+  });
+
+  it('compiles out the glue debug-log environment lookup and leaves other text alone', () => {
+    const glue = `a();\n  const _debugLog = (...args) => {\n    if (!globalThis?.process?.env?.JCO_DEBUG) { return; }\n    console.debug(...args);\n  };\nb();`;
+    assert.equal(optimizeGlue(glue), 'a();\n  const _debugLog = () => {};\nb();');
+    assert.equal(optimizeGlue('nothing to do'), 'nothing to do');
+  });
+});
