@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
 import { builtinProviders } from '../capabilities/index.ts';
+import { registerPushCommand } from '../kube/index.ts';
 import { registerClaimsCommands } from './cli/claims-commands.ts';
 import { isWasmletError } from './errors.ts';
 import { loadManifest } from './manifest.ts';
@@ -66,6 +67,7 @@ program
 
 const io = { stdout: (s: string) => void process.stdout.write(s), stderr: (s: string) => void process.stderr.write(s) };
 registerClaimsCommands(program, io);
+registerPushCommand(program, io);
 registerActorCommands(program, io, process.env.WASMLET_KEYS_DIR ? { keysDir: process.env.WASMLET_KEYS_DIR } : {});
 
 try {
