@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { compileWat, signTestActor, testAccount, toolboxActor, toolboxWat, type SignedTestActor } from '../test/helpers/wat.ts';
-import { decode, encode, generateKeyPair, Host, InvocationError, isClaimsError, isInvocationError, KEY_VALUE, type CapabilityProvider, type ProviderCall } from './index.ts';
+import { decode, encode, generateKeyPair, Host, InProcessBus, InvocationError, MemoryLinkStore, type HostEvent, type LinkDefinition, isClaimsError, isInvocationError, KEY_VALUE, type CapabilityProvider, type ProviderCall } from './index.ts';
 
 const fixtures = new URL('../../shared/fixtures/', import.meta.url);
 const echoBytes = readFileSync(new URL('wascc/echo.wasm', fixtures));
@@ -16,11 +16,16 @@ class ProbeProvider implements CapabilityProvider {
   inFlight = 0;
   peak = 0;
   calls: ProviderCall[] = [];
+  linkOps: string[] = [];
   constructor(private readonly delayMs: number) {}
   async start() {}
   async stop() {}
-  async putLink() {}
-  async deleteLink() {}
+  async putLink(l: LinkDefinition) {
+    this.linkOps.push(`put ${l.actor} ${JSON.stringify(l.values)}`);
+  }
+  async deleteLink(l: LinkDefinition) {
+    this.linkOps.push(`delete ${l.actor}`);
+  }
   async handle(call: ProviderCall): Promise<Uint8Array> {
     this.calls.push(call);
     this.inFlight++;
@@ -166,6 +171,41 @@ describe('host', () => {
       assert.equal(h.workerRestarts, 0, 'a trap costs an instance, not a worker');
     } finally {
       await h.stop();
+    }
+  });
+
+  it('shares links and calls between hosts on one bus: a provider-only host serves another host\'s actor', async () => {
+    const bus = new InProcessBus();
+    const links = new MemoryLinkStore();
+    const actorsHost = await Host.start({ workers: 2 }, { logger, bus, links });
+    const providerHost = await Host.start({ workers: 0 }, { logger, bus, links });
+    const events: HostEvent[] = [];
+    const off = actorsHost.onEvent((e) => events.push(e));
+    try {
+      await assert.rejects(providerHost.startActor(toolbox.bytes), /runs no actors/);
+      const probe = new ProbeProvider(0);
+      await providerHost.addProvider(probe);
+      await actorsHost.startActor(toolbox.bytes);
+      await actorsHost.putLink({ actor: toolbox.id, contract: 'wascc:keyvalue', values: { BUCKET: 'a' } });
+      await actorsHost.putLink({ actor: toolbox.id, contract: 'wascc:keyvalue', values: { BUCKET: 'a' } }); // same again: no change
+      assert.deepEqual(probe.linkOps, [`put ${toolbox.id} {"BUCKET":"a"}`], 'the provider on the other host learned the link once');
+      const out = decode<{ value: string }>(await actorsHost.invokeActor(toolbox.id, 'wascc:keyvalue', encode({ key: 'k' })));
+      assert.equal(out.value, 'from-probe', 'the call crossed to the provider host');
+      // And the provider host reaches the actor on the actor host.
+      const viaProviderHost = decode<{ statusCode: number }>(await providerHost.invokeActor(toolbox.id, 'HandleRequest', httpRequest('/x')));
+      assert.equal(viaProviderHost.statusCode, 200);
+      await actorsHost.putLink({ actor: toolbox.id, contract: 'wascc:keyvalue', values: { BUCKET: 'b' } });
+      assert.equal(await actorsHost.deleteLink(toolbox.id, 'wascc:keyvalue'), true);
+      assert.deepEqual(probe.linkOps.slice(1), [`put ${toolbox.id} {"BUCKET":"b"}`, `delete ${toolbox.id}`]);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['actor_started', 'link_put', 'link_put', 'link_put', 'link_deleted'],
+      );
+      await assert.rejects(actorsHost.invokeActor('MNOSUCHACTOR', 'HandleRequest', httpRequest('/')), (e) => isInvocationError(e) && e.code === 'ACTOR_NOT_FOUND');
+    } finally {
+      off();
+      await actorsHost.stop();
+      await providerHost.stop();
     }
   });
 });

@@ -4,6 +4,7 @@
  * time) and provider → actor. Local-first: targets on this host are called directly; anything
  * else goes over the bus.
  */
+import { EventEmitter } from 'node:events';
 import { createActor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { actorMachine } from './actor-machine.ts';
@@ -31,6 +32,13 @@ export interface HostDeps {
   links?: LinkStore;
   logs?: LogStore;
   runtimes?: ActorRuntime[];
+}
+
+export type HostEventType = 'actor_started' | 'actor_stopped' | 'actor_start_failed' | 'provider_started' | 'provider_stopped' | 'link_put' | 'link_deleted';
+
+export interface HostEvent {
+  type: HostEventType;
+  data: Record<string, unknown>;
 }
 
 export interface ActorInfo {
@@ -113,6 +121,7 @@ export class Host {
   async startActor(bytes: Uint8Array, options: ActorStartOptionsInput = {}): Promise<ActorInfo> {
     this.#assertRunning();
     const opts = parseActorStartOptions(options);
+    if (this.options.workers === 0) throw new ActorLoadError('this host runs no actors (workers: 0); start the actor on another host of the lattice');
     const machine = createActor(actorMachine, { input: { actor: '(unverified)' } }).start();
     try {
       const verified = verifyActor(bytes, { issuers: this.options.issuers });
@@ -136,10 +145,12 @@ export class Host {
       this.#actors.set(id, entry);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
+      this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
       entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, 'actor started');
       return this.#info(entry);
     } catch (err) {
       machine.send({ type: 'FAILED', error: (err as Error).message });
+      this.#emit('actor_start_failed', { error: (err as Error).message, code: (err as WasmletError).code });
       this.logger.warn({ err: (err as Error).message, code: (err as WasmletError).code }, 'actor refused');
       throw err;
     }
@@ -155,6 +166,7 @@ export class Host {
     entry.machine.send({ type: 'STOPPED' });
     this.logs.close(actor);
     entry.log.info('actor stopped');
+    this.#emit('actor_stopped', { actor });
   }
 
   actors(): ActorInfo[] {
@@ -223,9 +235,10 @@ export class Host {
     });
     entry.sub = this.bus.serve(providerTarget(contract, linkName), (inv) => this.#serveProviderCall(entry, inv));
     this.logger.info({ provider: provider.name, contract, linkName }, 'provider started');
+    this.#emit('provider_started', { name: provider.name, contract, linkName });
     for (const link of this.links.list()) {
       if (link.contract === contract && link.linkName === linkName) {
-        await provider.putLink(link).catch((err) => this.logger.error({ err, actor: link.actor, contract }, 'provider refused link'));
+        await this.#applyPut(entry, link).catch((err) => this.logger.error({ err, actor: link.actor, contract }, 'provider refused link'));
       }
     }
   }
@@ -252,45 +265,62 @@ export class Host {
       throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; its claims allow: ${[...actor.caps].join(', ') || 'nothing'}`);
     }
     const local = this.#providers.get(providerKey(link.contract, link.linkName));
-    if (local) {
-      const previous = this.links.get(link.actor, link.contract, link.linkName);
-      if (previous) await local.provider.deleteLink(previous);
-      await local.provider.putLink(link);
-    }
-    this.#applyingLocally.add(linkKeyOf(link));
-    try {
-      await this.links.put(link);
-    } finally {
-      this.#applyingLocally.delete(linkKeyOf(link));
-    }
+    if (local) await this.#applyPut(local, link);
+    await this.links.put(link);
     this.logger.info({ actor: link.actor, contract: link.contract, linkName: link.linkName }, 'link put');
+    this.#emit('link_put', { actor: link.actor, contract: link.contract, linkName: link.linkName });
     return link;
   }
 
   async deleteLink(actor: string, contract: string, linkName?: string): Promise<boolean> {
     const c = canonicalContract(contract);
     const ln = normalizeLinkName(linkName);
-    this.#applyingLocally.add(`${actor}/${c}/${ln}`);
-    try {
-      const removed = await this.links.delete(actor, c, ln);
-      if (!removed) return false;
-      const local = this.#providers.get(providerKey(c, ln));
-      if (local) await local.provider.deleteLink(removed);
-      return true;
-    } finally {
-      this.#applyingLocally.delete(`${actor}/${c}/${ln}`);
-    }
+    const removed = await this.links.delete(actor, c, ln);
+    if (!removed) return false;
+    const local = this.#providers.get(providerKey(c, ln));
+    if (local) await this.#applyDelete(local, removed);
+    this.#emit('link_deleted', { actor, contract: c, linkName: ln });
+    return true;
   }
 
-  readonly #applyingLocally = new Set<string>();
+  /** Links as last applied to local providers: a store that echoes our own writes (or repeats one) changes nothing. */
+  readonly #applied = new Map<string, string>();
+
+  async #applyPut(local: ProviderEntry, link: LinkDefinition): Promise<void> {
+    const key = linkKeyOf(link);
+    const sig = JSON.stringify([link.values, link.provider ?? null]);
+    if (this.#applied.get(key) === sig) return;
+    await local.provider.putLink(link);
+    this.#applied.set(key, sig);
+  }
+
+  async #applyDelete(local: ProviderEntry, link: LinkDefinition): Promise<void> {
+    const key = linkKeyOf(link);
+    if (!this.#applied.has(key)) return;
+    this.#applied.delete(key);
+    await local.provider.deleteLink(link);
+  }
 
   /** Links changed elsewhere (another host on the lattice) reach local providers here. */
   #onLinkEvent(e: LinkEvent): void {
-    if (this.#applyingLocally.has(linkKeyOf(e.link))) return;
     const local = this.#providers.get(providerKey(e.link.contract, e.link.linkName));
     if (!local) return;
-    const op = e.type === 'put' ? local.provider.putLink(e.link) : local.provider.deleteLink(e.link);
+    const op = e.type === 'put' ? this.#applyPut(local, e.link) : this.#applyDelete(local, e.link);
     op.catch((err) => this.logger.error({ err, actor: e.link.actor, contract: e.link.contract }, `provider refused link ${e.type}`));
+  }
+
+  // ---------------------------------------------------------------- events
+
+  readonly #events = new EventEmitter();
+
+  /** Lifecycle events (actor started/stopped, provider started/stopped, link put/deleted); returns an unsubscribe function. */
+  onEvent(listener: (e: HostEvent) => void): () => void {
+    this.#events.on('event', listener);
+    return () => this.#events.off('event', listener);
+  }
+
+  #emit(type: HostEventType, data: Record<string, unknown>): void {
+    if (this.#events.listenerCount('event')) this.#events.emit('event', { type, data } satisfies HostEvent);
   }
 
   // ---------------------------------------------------------------- routing
@@ -383,6 +413,7 @@ export class Host {
         p.machine.send({ type: 'STOP' });
         if (p.machine.getSnapshot().status === 'done') resolve();
       });
+      this.#emit('provider_stopped', { name: p.provider.name, contract: canonicalContract(p.provider.contract), linkName: p.linkName });
     }
     this.#providers.clear();
     this.#unsubscribeLinks();

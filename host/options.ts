@@ -12,8 +12,8 @@ export const hostOptionsSchema = z.object({
   hostId: z.string().min(1).optional(),
   /** Lattice id: namespaces bus subjects. Default `default`. */
   lattice: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_"').default('default'),
-  /** Worker threads that run actors. Default: the machine's parallelism, at least 2 (so one stuck worker never stops the host). */
-  workers: z.number().int().min(1).max(256).default(Math.max(2, availableParallelism())),
+  /** Worker threads that run actors. Default: the machine's parallelism, at least 2 (so one stuck worker never stops the host). 0: a host for providers only. */
+  workers: z.number().int().min(0).max(256).default(Math.max(2, availableParallelism())),
   /** Instances per actor unless the actor says otherwise. Default: one per worker. */
   maxInstances: z.number().int().min(1).max(1024).optional(),
   /** Deadline of one invocation (ms). Default 3000. */
