@@ -10,6 +10,7 @@ export { parseHttpServerOptions, type HttpServerOptions } from './http-server/op
 export { KeyValueProvider, parseKeyValueProviderOptions, KEY_VALUE_OPERATIONS, type KeyValueProviderOptions, type KeyValueProviderOptionsInput } from './keyvalue/provider.ts';
 export { MemoryKeyValueStore, memoryBackend } from './keyvalue/memory-store.ts';
 export { RedisKeyValueStore, redisBackend } from './keyvalue/redis-store.ts';
+export { NatsKeyValueStore, natsBackend, type NatsBackendOptions } from './keyvalue/nats-store.ts';
 export { selectBackend, type KeyValueStore, type KeyValueBackendFactory, type KeyValueBackendRegistry } from './keyvalue/store.ts';
 export { runKeyValueConformance } from './keyvalue/conformance.ts';
 export { LoggingProvider, WASCC_LOG_LEVELS } from './logging/provider.ts';

@@ -5,8 +5,14 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
-import { builtinProviders } from '../capabilities/index.ts';
-import { registerPushCommand } from '../kube/index.ts';
+import { builtinProviders, HttpServerProvider, KeyValueProvider, LoggingProvider, natsBackend } from '../capabilities/index.ts';
+import { createImagePuller, registerPushCommand } from '../kube/index.ts';
+import { registerLatticeCommands } from './cli/lattice-commands.ts';
+import { registerCtlCommands } from './lattice/ctl-commands.ts';
+import { HTTP_SERVER, KEY_VALUE, LOGGING } from './contracts.ts';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { registerClaimsCommands } from './cli/claims-commands.ts';
 import { isWasmletError } from './errors.ts';
 import { loadManifest } from './manifest.ts';
@@ -68,6 +74,22 @@ program
 const io = { stdout: (s: string) => void process.stdout.write(s), stderr: (s: string) => void process.stderr.write(s) };
 registerClaimsCommands(program, io);
 registerPushCommand(program, io);
+
+const stop = new AbortController();
+const untilStopped = () => untilSignal().then((sig) => (stop.abort(), sig));
+registerCtlCommands(program, { ...io, env: process.env, signal: stop.signal });
+process.once('SIGINT', () => stop.abort());
+const puller = createImagePuller({ cacheDir: process.env.WASMLET_IMAGE_CACHE ?? join(homedir(), '.cache', 'wasmlet', 'images') });
+registerLatticeCommands(program, { ...io, env: process.env, untilStopped }, {
+  providers: {
+    'http-server': { contract: HTTP_SERVER, make: (o) => new HttpServerProvider(o) },
+    keyvalue: { contract: KEY_VALUE, make: (o, _l, nc) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) },
+    logging: { contract: LOGGING, make: () => new LoggingProvider() },
+  },
+  manifestProviders: (nc) => ({ ...builtinProviders, [KEY_VALUE]: (o) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) }),
+  // A path on this machine, or an OCI reference (pulled if not cached).
+  load: async (ref) => (ref.startsWith('/') || ref.startsWith('.') || ref.endsWith('.wasm') ? readFile(ref) : (await puller.pull(ref, { policy: 'IfNotPresent' })).bytes),
+});
 registerActorCommands(program, io, process.env.WASMLET_KEYS_DIR ? { keysDir: process.env.WASMLET_KEYS_DIR } : {});
 
 try {

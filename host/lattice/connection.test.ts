@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { generate } from 'selfsigned';
 import { Events, type NatsConnection } from 'nats';
 import { startNatsServer, freePort } from '../../test/helpers/nats-server.ts';
 import { generateKeyPair } from '../claims/keys.ts';
@@ -167,6 +168,44 @@ test('reconnects after a server restart and logs the outage', async () => {
     } finally {
       await nc.close();
     }
+  } finally {
+    await server.stop();
+  }
+});
+
+test('TLS: CA, client certificate and key files (mutual TLS)', async () => {
+  const pems = await generate([{ name: 'commonName', value: 'wasmlet-nats-test' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(Date.now() - 60_000),
+    notAfterDate: new Date(Date.now() + 24 * 3600_000),
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+    ],
+    clientCertificate: { cn: 'wasmlet-nats-client', keyType: 'ec', curve: 'P-256', algorithm: 'sha256' },
+  });
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text, { mode: 0o600 });
+    return p;
+  };
+  const ca = file('ca.pem', pems.cert);
+  const serverKey = file('server-key.pem', pems.private);
+  const clientCert = file('client.pem', pems.clientcert!);
+  const clientKey = file('client-key.pem', pems.clientprivate!);
+  const server = await startNatsServer({ jetstream: false, tls: { certFile: ca, keyFile: serverKey, caFile: ca, verify: true } });
+  try {
+    const nc = await connectNats({ servers: [`tls://127.0.0.1:${server.port}`], tls: { ca, cert: clientCert, key: clientKey } }, silent);
+    await roundTrip(nc);
+    await nc.close();
+    // Without a client certificate the server refuses the connection.
+    await assert.rejects(connectNats({ servers: [server.url], tls: { ca }, reconnect: { maxAttempts: 0 }, timeoutMs: 2000 }, silent), (err: unknown) => isWasmletError(err) && err.code === NATS_CONNECT_FAILED);
+    // A missing file is an options error naming the file.
+    await assert.rejects(connectNats({ servers: [server.url], tls: { ca: join(dir, 'nope.pem') } }, silent), /tls\.ca .*nope\.pem cannot be read/);
   } finally {
     await server.stop();
   }

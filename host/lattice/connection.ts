@@ -255,3 +255,38 @@ async function logStatus(nc: NatsConnection, log: Logger): Promise<void> {
   if (err) log.error({ err: err.message }, 'nats connection closed with an error');
   else log.info('nats connection closed');
 }
+
+/** Whether a connection is up right now (nats.js does not say; its status events do). */
+export interface ConnectionState {
+  readonly connected: boolean;
+}
+
+const states = new WeakMap<NatsConnection, ConnectionState>();
+
+/**
+ * The live state of `nc`, tracked from its status events (one tracker per connection, shared).
+ * Lets callers fail at once while NATS is down instead of waiting for a request timeout.
+ */
+export function connectionState(nc: NatsConnection): ConnectionState {
+  let state = states.get(nc);
+  if (state) return state;
+  const s = { connected: !nc.isClosed() };
+  state = {
+    get connected() {
+      return s.connected && !nc.isClosed();
+    },
+  };
+  states.set(nc, state);
+  void (async () => {
+    try {
+      for await (const e of nc.status()) {
+        if (e.type === Events.Disconnect) s.connected = false;
+        else if (e.type === Events.Reconnect) s.connected = true;
+      }
+    } catch {
+      // ends with the connection
+    }
+    s.connected = false;
+  })();
+  return state;
+}

@@ -6,7 +6,8 @@ import { startNatsServer, type NatsServer } from '../../test/helpers/nats-server
 import type { LinkEvent } from '../links.ts';
 import { isWasmletError } from '../errors.ts';
 import { connectNats } from './connection.ts';
-import { LATTICE_STORE_UNAVAILABLE, linkKvKey, linksBucketName, NatsClaimsStore, NatsLinkStore } from './nats-link-store.ts';
+import { NatsClaimsStore } from './nats-claims-store.ts';
+import { LATTICE_STORE_UNAVAILABLE, linkKvKey, linksBucketName, NatsLinkStore } from './nats-link-store.ts';
 
 const silent = pino({ level: 'silent' });
 const A1 = 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ';

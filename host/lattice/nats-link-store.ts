@@ -22,7 +22,7 @@ import { canonicalContract, normalizeLinkName } from '../contracts.ts';
 import { WasmletError } from '../errors.ts';
 import { linkKey, normalizeLink, type LinkEvent, type LinkStore } from '../links.ts';
 import { parseWith } from '../options.ts';
-import type { ActorClaims, LinkDefinition } from '../types.ts';
+import type { LinkDefinition } from '../types.ts';
 import { encodeKvToken, latticeIdSchema } from './subjects.ts';
 
 /** Error code when the lattice's KV buckets cannot be opened or written (JetStream off, server down). */
@@ -51,7 +51,7 @@ export function claimsBucketName(lattice: string): string {
   return `wasmlet_${lattice}_claims`;
 }
 
-function storeError(what: string, err: unknown): WasmletError {
+export function storeError(what: string, err: unknown): WasmletError {
   const message = err instanceof Error ? err.message : String(err);
   const hint = /jetstream not enabled|503/i.test(message) ? ' (is JetStream enabled on the NATS server? start it with -js)' : '';
   return new WasmletError(LATTICE_STORE_UNAVAILABLE, `${what}: ${message}${hint}`, { cause: err });
@@ -204,11 +204,7 @@ export class NatsLinkStore implements LinkStore {
   async #followConnection(): Promise<void> {
     const iter = this.#nc.status() as AsyncIterable<Status> & { stop(): void };
     this.#statusIter = iter;
-    void this.#nc.closed().then(() => {
-      this.#closed = true;
-      iter.stop();
-      this.#watch?.stop();
-    });
+    void this.#nc.closed().then(() => this.close());
     try {
       for await (const s of iter) {
         if (s.type === Events.Reconnect && !this.#closed) {
@@ -341,74 +337,3 @@ export function isWrongSequence(err: unknown): boolean {
   return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(e?.message ?? '');
 }
 
-// ---------------------------------------------------------------------------------- claims
-
-/** Actors' claims by module key, in `wasmlet_<lattice>_claims`, for `wasmlet ctl get claims`. */
-export class NatsClaimsStore {
-  readonly bucket: string;
-  readonly #kv: KV;
-
-  private constructor(kv: KV, bucket: string) {
-    this.#kv = kv;
-    this.bucket = bucket;
-  }
-
-  static async open(nc: NatsConnection, options: LatticeStoreOptionsInput): Promise<NatsClaimsStore> {
-    const o = parseWith(latticeStoreOptionsSchema, 'claims store options', options);
-    const bucket = o.bucket ?? claimsBucketName(o.lattice);
-    return new NatsClaimsStore(await openBucket(nc, bucket, o.replicas), bucket);
-  }
-
-  async put(claims: ActorClaims): Promise<void> {
-    if (typeof claims?.sub !== 'string' || claims.sub === '') throw new WasmletError('CLAIMS_MALFORMED', 'claims without a subject (module key) cannot be stored');
-    try {
-      await this.#kv.put(encodeKvToken(claims.sub), JSON.stringify(claims));
-    } catch (err) {
-      throw storeError(`cannot store claims of ${claims.sub}`, err);
-    }
-  }
-
-  async get(moduleKey: string): Promise<ActorClaims | undefined> {
-    let entry: KvEntry | null;
-    try {
-      entry = await this.#kv.get(encodeKvToken(moduleKey));
-    } catch (err) {
-      throw storeError(`cannot read claims of ${moduleKey}`, err);
-    }
-    if (!entry || entry.operation !== 'PUT') return undefined;
-    try {
-      return entry.json<ActorClaims>();
-    } catch {
-      return undefined;
-    }
-  }
-
-  async delete(moduleKey: string): Promise<void> {
-    try {
-      await this.#kv.delete(encodeKvToken(moduleKey));
-    } catch (err) {
-      throw storeError(`cannot delete claims of ${moduleKey}`, err);
-    }
-  }
-
-  /** Every stored claims set (malformed values are skipped). */
-  async list(): Promise<ActorClaims[]> {
-    const keys: string[] = [];
-    try {
-      for await (const k of await this.#kv.keys()) keys.push(k);
-    } catch (err) {
-      throw storeError(`cannot list ${this.bucket}`, err);
-    }
-    const all = await Promise.all(keys.map((k) => this.#kv.get(k).catch(() => null)));
-    const out: ActorClaims[] = [];
-    for (const e of all) {
-      if (!e || e.operation !== 'PUT') continue;
-      try {
-        out.push(e.json<ActorClaims>());
-      } catch {
-        // skip malformed entries
-      }
-    }
-    return out;
-  }
-}

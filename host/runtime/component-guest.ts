@@ -5,8 +5,7 @@
  * plain Error, so the worker discards the instance; a `failed` answer is a GuestError and the
  * instance (with its state) is kept.
  */
-import { encode } from '../codec.ts';
-import { fromWitResponse, OP_HANDLE_REQUEST, toWitRequest, type WitRequest, type WitResponse } from './component-http.ts';
+import { encodeWitResponse, OP_HANDLE_REQUEST, toWitRequest, type WitRequest, type WitResponse } from './component-http.ts';
 import { flushStderr, wasiImports } from './component-wasi.ts';
 import { HTTP_HANDLER_EXPORT, worldImports } from './component-world.ts';
 import { GuestError, type GuestEnv, type GuestFactory, type GuestInstance } from './runtime.ts';
@@ -97,7 +96,7 @@ export const componentGuestFactory: GuestFactory = {
           const said = stderrLines.length ? ` (${stderrLines.slice(-5).join(' | ')})` : '';
           throw new ComponentCrash(`${why}${said}`, { cause: e });
         }
-        return encode(fromWitResponse(response));
+        return encodeWitResponse(response);
       },
     };
   },

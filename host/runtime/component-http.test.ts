@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decode, encode } from '../codec.ts';
-import { fromWitResponse, toWitRequest } from './component-http.ts';
+import { encodeWitResponse, fromWitResponse, toWitRequest, type WitResponse } from './component-http.ts';
 import { GuestError } from './runtime.ts';
 
 describe('component HTTP payloads', () => {
@@ -44,5 +44,28 @@ describe('component HTTP payloads', () => {
     assert.deepEqual(back.header, { 'set-cookie': ['a', 'b'], x: 'y' });
     assert.equal(Buffer.from(back.body as Uint8Array).toString(), 'no');
     assert.equal(fromWitResponse({ status: 799, headers: [], body: new Uint8Array() }).status, '');
+  });
+
+  it('encodes the response map directly, as msgpackr would, into a buffer of its own', () => {
+    const many = Array.from({ length: 20 }, (_, i) => [`x-h${i}`, `v${i}`] as [string, string]);
+    const cases: WitResponse[] = [
+      { status: 200, headers: [['content-type', 'application/json']], body: Buffer.from('{"counter":1}') },
+      { status: 404, headers: [['set-cookie', 'a'], ['set-cookie', 'b'], ['x', 'y']], body: new Uint8Array() },
+      { status: 65535, headers: [], body: new Uint8Array(70_000).fill(7) },
+      { status: 99, headers: [['x-long', 'é'.repeat(200)], ['x-longer', 'z'.repeat(70_000)]], body: new Uint8Array(300).fill(1) },
+      { status: 201, headers: [...many, ...Array.from({ length: 17 }, () => ['set-cookie', 'c=1'] as [string, string])], body: Buffer.from('ünïcode ✓') },
+    ];
+    for (const res of cases) {
+      const bytes = encodeWitResponse(res);
+      assert.equal(bytes.byteOffset, 0);
+      assert.equal(bytes.buffer.byteLength, bytes.byteLength, 'owns an exact-size buffer');
+      const back = decode<Record<string, unknown>>(bytes);
+      const want = fromWitResponse(res);
+      assert.equal(back.statusCode, want.statusCode);
+      assert.equal(back.status, want.status);
+      assert.deepEqual({ ...(back.header as object) }, { ...want.header });
+      assert.deepEqual(Buffer.from(back.body as Uint8Array), Buffer.from(want.body));
+      assert.deepEqual(Object.keys(back), ['statusCode', 'status', 'header', 'body']);
+    }
   });
 });

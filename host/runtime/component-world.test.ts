@@ -1,19 +1,32 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decode, encode } from '../codec.ts';
-import { classifyHostError, renderLogLine, worldImports } from './component-world.ts';
+import { classifyHostError, ImportFailure, renderLogLine, worldImports, type WitError } from './component-world.ts';
 import type { GuestEnv, HostCallResult } from './runtime.ts';
 
 type Fn = (...args: unknown[]) => unknown;
+type WitResult = { tag: 'ok'; val: unknown } | { tag: 'err'; val: WitError };
+
+/** What jco's glue makes of an import call: the value returned is ok; a thrown `payload` is err; anything else escapes. */
+function settle(fn: () => unknown): WitResult {
+  try {
+    return { tag: 'ok', val: fn() };
+  } catch (e) {
+    if (e !== null && typeof e === 'object' && Object.hasOwn(e, 'payload') && !(e instanceof Error)) return { tag: 'err', val: (e as { payload: WitError }).payload };
+    throw e;
+  }
+}
 
 function fakeEnv(answer: (ns: string, op: string, payload: unknown) => HostCallResult) {
-  const calls: Array<{ binding: string; ns: string; op: string; payload: unknown }> = [];
+  const calls: Array<{ binding: string; ns: string; op: string; payload: unknown; owned: boolean }> = [];
   const logs: Array<[string, string]> = [];
   const env: GuestEnv = {
     actor: 'MTEST',
     hostCall(binding, ns, op, payload) {
       const decoded = decode(payload);
-      calls.push({ binding, ns, op, payload: decoded });
+      // A view into a larger buffer would be copied whole when the worker posts it to the host.
+      const owned = payload.byteOffset === 0 && payload.buffer.byteLength === payload.byteLength;
+      calls.push({ binding, ns, op, payload: decoded, owned });
       return answer(ns, op, decoded);
     },
     log: (level, message) => void logs.push([level, message]),
@@ -41,20 +54,20 @@ describe('component world imports', () => {
     });
     const kv = worldImports(env, {})['wasmlet:actor/keyvalue'] as Record<string, Fn>;
     const results = [
-      kv.get!('', 'k'),
-      kv.set!('', 'k', 'v', 10),
-      kv.del!('', 'k'),
-      kv.add!('cache', 'n', 5),
-      kv.clear!('', 'l'),
-      kv.range!('', 'l', 0, -1),
-      kv.push!('', 'l', 'a'),
-      kv.listItemDelete!('', 'l', 'a'),
-      kv.setAdd!('', 's', 'x'),
-      kv.setRemove!('', 's', 'x'),
-      kv.setUnion!('', ['s', 't']),
-      kv.setIntersection!('', ['s', 't']),
-      kv.setQuery!('', 's'),
-      kv.keyExists!('', 'k'),
+      settle(() => kv.get!('', 'k')),
+      settle(() => kv.set!('', 'k', 'v', 10)),
+      settle(() => kv.del!('', 'k')),
+      settle(() => kv.add!('cache', 'n', 5)),
+      settle(() => kv.clear!('', 'l')),
+      settle(() => kv.range!('', 'l', 0, -1)),
+      settle(() => kv.push!('', 'l', 'a')),
+      settle(() => kv.listItemDelete!('', 'l', 'a')),
+      settle(() => kv.setAdd!('', 's', 'x')),
+      settle(() => kv.setRemove!('', 's', 'x')),
+      settle(() => kv.setUnion!('', ['s', 't'])),
+      settle(() => kv.setIntersection!('', ['s', 't'])),
+      settle(() => kv.setQuery!('', 's')),
+      settle(() => kv.keyExists!('', 'k')),
     ];
     assert.deepEqual(
       calls.map((c) => [c.binding, c.ns, c.op, c.payload]),
@@ -80,15 +93,16 @@ describe('component world imports', () => {
       ['v', undefined, undefined, 6, undefined, ['a'], 2, 1, 1, 0, ['x', 'y'], [], ['x'], true],
     );
     assert.ok(results.every((r) => (r as { tag: string }).tag === 'ok'));
+    assert.ok(calls.every((c) => c.owned), 'every payload owns its exact-size buffer');
   });
 
   it('answers a missing key with none', () => {
     const { env } = fakeEnv(() => ({ ok: encode({ value: '', exists: false }) }));
     const kv = worldImports(env, {})['wasmlet:actor/keyvalue'] as Record<string, Fn>;
-    assert.deepEqual(kv.get!('', 'nope'), { tag: 'ok', val: undefined });
+    assert.deepEqual(settle(() => kv.get!('', 'nope')), { tag: 'ok', val: undefined });
   });
 
-  it('never throws: host errors, throwing host calls and bad replies come back as error values', () => {
+  it('fails only with an error payload: host errors, throwing host calls and bad replies come back as error values', () => {
     let mode = 'error';
     const { env } = fakeEnv(() => {
       if (mode === 'throw') throw new Error('worker state broken');
@@ -97,15 +111,17 @@ describe('component world imports', () => {
       return { error: 'actor MX has no link to wasmlet:keyvalue (link name default)' };
     });
     const kv = worldImports(env, {})['wasmlet:actor/keyvalue'] as Record<string, Fn>;
-    assert.deepEqual(kv.add!('', 'k', 1), { tag: 'err', val: { code: 'not-linked', message: 'actor MX has no link to wasmlet:keyvalue (link name default)' } });
+    assert.deepEqual(settle(() => kv.add!('', 'k', 1)), { tag: 'err', val: { code: 'not-linked', message: 'actor MX has no link to wasmlet:keyvalue (link name default)' } });
+    // What is thrown is never an Error (jco's glue would rethrow that into the engine) and carries no stack.
+    assert.throws(() => kv.add!('', 'k', 1), (e) => e instanceof ImportFailure && !(e instanceof Error));
     mode = 'throw';
-    assert.deepEqual(kv.add!('', 'k', 1), { tag: 'err', val: { code: 'failed', message: 'Add: worker state broken' } });
+    assert.deepEqual(settle(() => kv.add!('', 'k', 1)), { tag: 'err', val: { code: 'failed', message: 'Add: worker state broken' } });
     mode = 'garbage';
-    const g = kv.add!('', 'k', 1) as { tag: string; val: { message: string } };
+    const g = settle(() => kv.add!('', 'k', 1)) as { tag: string; val: { message: string } };
     assert.equal(g.tag, 'err');
     assert.match(g.val.message, /not msgpack/);
     mode = 'shape';
-    const s = kv.add!('', 'k', 1) as { tag: string; val: { message: string } };
+    const s = settle(() => kv.add!('', 'k', 1)) as { tag: string; val: { message: string } };
     assert.equal(s.tag, 'err');
     assert.match(s.val.message, /"value" is not an integer/);
   });
@@ -113,8 +129,9 @@ describe('component world imports', () => {
   it('sends WriteLog with the waSCC level number, a logfmt body and the context map', () => {
     const { env, calls } = fakeEnv(() => ({ ok: encode({}) }));
     const logging = worldImports(env, {})['wasmlet:actor/logging'] as Record<string, Fn>;
-    assert.deepEqual(logging.writeLog!('', 'warn', 'disk low', [['free', '2 GB'], ['path', '/data']]), { tag: 'ok', val: undefined });
+    assert.deepEqual(settle(() => logging.writeLog!('', 'warn', 'disk low', [['free', '2 GB'], ['path', '/data']])), { tag: 'ok', val: undefined });
     assert.deepEqual(calls[0], {
+      owned: true,
       binding: '',
       ns: 'wasmlet:logging',
       op: 'WriteLog',

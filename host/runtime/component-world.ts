@@ -2,8 +2,12 @@
  * The host's side of the `wasmlet:actor` world (see actors-sdk/wit/world.wit): each typed
  * capability import becomes the contract operation a waSCC actor would send, with the same
  * msgpack payload, through `GuestEnv.hostCall`, so the same providers (and the same claims and
- * link checks) serve both kinds of actor. Imports never throw (a throwing import poisons a
- * StarlingMonkey instance): failures are returned as `{ tag: 'err' }` values.
+ * link checks) serve both kinds of actor.
+ *
+ * jco's glue lowers a `result<T, error>` import as: the value returned is `ok`, and a thrown
+ * value with an own `payload` is `err` (caught inside the glue, so it never reaches the engine).
+ * Anything else thrown would cross into StarlingMonkey and poison the instance, so every failure
+ * here is an `ImportFailure` (a plain object, not an Error: no stack to capture on each failure).
  */
 import { decode, encode } from '../codec.ts';
 import { KEY_VALUE, LOGGING } from '../contracts.ts';
@@ -37,7 +41,14 @@ export interface WitError {
   code: string;
   message: string;
 }
-export type WitResult<T> = { tag: 'ok'; val: T } | { tag: 'err'; val: WitError };
+
+/** What a fallible import throws: jco's glue lowers `payload` as the result's `err`. */
+export class ImportFailure {
+  readonly payload: WitError;
+  constructor(code: string, message: string) {
+    this.payload = { code, message };
+  }
+}
 
 type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
@@ -57,10 +68,6 @@ export function classifyHostError(message: string): string {
   return 'failed';
 }
 
-function err(code: string, message: string): { tag: 'err'; val: WitError } {
-  return { tag: 'err', val: { code, message } };
-}
-
 /** Quotes a logfmt value when it needs it. */
 function logfmtValue(v: string): string {
   return v === '' || /[\s"=]/.test(v) ? JSON.stringify(v) : v;
@@ -72,72 +79,96 @@ export function renderLogLine(message: string, context: ReadonlyArray<readonly [
   return `${message} ${context.map(([k, v]) => `${k}=${logfmtValue(v)}`).join(' ')}`;
 }
 
-/** The `wasmlet:actor` imports for one instance. */
-export function worldImports(env: GuestEnv, config: Readonly<Record<string, string>>): Record<string, Record<string, unknown>> {
-  const call = <T>(link: string, namespace: string, operation: string, payload: unknown, pick: (reply: Record<string, unknown>) => T): WitResult<T> => {
-    let result: ReturnType<GuestEnv['hostCall']>;
-    try {
-      result = env.hostCall(link, namespace, operation, encode(payload));
-    } catch (e) {
-      return err('failed', `${operation}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    if ('error' in result) return err(classifyHostError(result.error), result.error);
-    let reply: unknown;
-    try {
-      reply = result.ok.byteLength ? decode(result.ok) : {};
-    } catch (e) {
-      return err('failed', `${operation}: the provider's reply is not msgpack: ${(e as Error).message}`);
-    }
-    if (reply === null || typeof reply !== 'object' || Array.isArray(reply)) return err('failed', `${operation}: the provider's reply is not a map`);
-    try {
-      return { tag: 'ok', val: pick(reply as Record<string, unknown>) };
-    } catch (e) {
-      return err('failed', `${operation}: ${(e as Error).message}`);
-    }
-  };
-  const kv = <T>(link: string, op: string, payload: unknown, pick: (r: Record<string, unknown>) => T) => call(link, KEY_VALUE, op, payload, pick);
-  const none = () => undefined;
-  const int = (name: string) => (r: Record<string, unknown>): number => {
+/** Exact-size msgpack: `encode` hands out views into a shared buffer, which postMessage would copy whole. */
+function encodeExact(value: unknown): Uint8Array {
+  return new Uint8Array(encode(value));
+}
+
+type Pick<T> = (reply: Record<string, unknown>) => T;
+
+const none: Pick<undefined> = () => undefined;
+
+function int(name: string): Pick<number> {
+  return (r) => {
     const v = r[name];
     const n = typeof v === 'bigint' ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isInteger(n)) throw new Error(`reply field "${name}" is not an integer`);
     return n;
   };
-  const count = (name: string) => (r: Record<string, unknown>): number => {
-    const n = int(name)(r);
+}
+
+function count(name: string): Pick<number> {
+  const read = int(name);
+  return (r) => {
+    const n = read(r);
     if (n < 0) throw new Error(`reply field "${name}" is negative`);
     return n;
   };
-  const strings = (r: Record<string, unknown>): string[] => {
-    const v = r.values;
-    if (v == null) return [];
-    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new Error('reply field "values" is not a list of strings');
-    return v;
-  };
+}
+
+const intValue = int('value');
+const newCount = count('newCount');
+
+const strings: Pick<string[]> = (r) => {
+  const v = r.values;
+  if (v == null) return [];
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new Error('reply field "values" is not a list of strings');
+  return v;
+};
+
+const optionalString: Pick<string | undefined> = (r) => {
+  if (r.exists === false) return undefined;
+  if (typeof r.value !== 'string') throw new Error('reply field "value" is not a string');
+  return r.value;
+};
+
+const exists: Pick<boolean> = (r) => {
+  if (typeof r.exists !== 'boolean') throw new Error('reply field "exists" is not a boolean');
+  return r.exists;
+};
+
+/**
+ * The `wasmlet:actor` imports for one instance. Fallible ones return their `ok` value or throw
+ * an ImportFailure (see above); the others never throw.
+ */
+export function worldImports(env: GuestEnv, config: Readonly<Record<string, string>>): Record<string, Record<string, unknown>> {
+  function call<T>(link: string, namespace: string, operation: string, payload: unknown, pick: Pick<T>): T {
+    let result: ReturnType<GuestEnv['hostCall']>;
+    try {
+      result = env.hostCall(link, namespace, operation, encodeExact(payload));
+    } catch (e) {
+      throw new ImportFailure('failed', `${operation}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if ('error' in result) throw new ImportFailure(classifyHostError(result.error), result.error);
+    let reply: unknown;
+    try {
+      reply = result.ok.byteLength ? decode(result.ok) : {};
+    } catch (e) {
+      throw new ImportFailure('failed', `${operation}: the provider's reply is not msgpack: ${(e as Error).message}`);
+    }
+    if (reply === null || typeof reply !== 'object' || Array.isArray(reply)) throw new ImportFailure('failed', `${operation}: the provider's reply is not a map`);
+    try {
+      return pick(reply as Record<string, unknown>);
+    } catch (e) {
+      throw new ImportFailure('failed', `${operation}: ${(e as Error).message}`);
+    }
+  }
+  const kv = <T>(link: string, op: string, payload: unknown, pick: Pick<T>): T => call(link, KEY_VALUE, op, payload, pick);
   const keyvalue = {
-    get: (link: string, key: string) =>
-      kv(link, 'Get', { key }, (r) => {
-        if (r.exists === false) return undefined;
-        if (typeof r.value !== 'string') throw new Error('reply field "value" is not a string');
-        return r.value;
-      }),
+    get: (link: string, key: string) => kv(link, 'Get', { key }, optionalString),
     set: (link: string, key: string, value: string, expires: number) => kv(link, 'Set', { key, value, expires }, none),
     del: (link: string, key: string) => kv(link, 'Del', { key }, none),
-    add: (link: string, key: string, value: number) => kv(link, 'Add', { key, value }, int('value')),
+    add: (link: string, key: string, value: number) => kv(link, 'Add', { key, value }, intValue),
     clear: (link: string, key: string) => kv(link, 'Clear', { key }, none),
     range: (link: string, key: string, start: number, stop: number) => kv(link, 'Range', { key, start, stop }, strings),
-    push: (link: string, key: string, value: string) => kv(link, 'Push', { key, value }, count('newCount')),
-    listItemDelete: (link: string, key: string, value: string) => kv(link, 'ListItemDelete', { key, value }, count('newCount')),
-    setAdd: (link: string, key: string, value: string) => kv(link, 'SetAdd', { key, value }, count('newCount')),
-    setRemove: (link: string, key: string, value: string) => kv(link, 'SetRemove', { key, value }, count('newCount')),
+    push: (link: string, key: string, value: string) => kv(link, 'Push', { key, value }, newCount),
+    listItemDelete: (link: string, key: string, value: string) => kv(link, 'ListItemDelete', { key, value }, newCount),
+    setAdd: (link: string, key: string, value: string) => kv(link, 'SetAdd', { key, value }, newCount),
+    setRemove: (link: string, key: string, value: string) => kv(link, 'SetRemove', { key, value }, newCount),
     setUnion: (link: string, keys: string[]) => kv(link, 'SetUnion', { keys }, strings),
     setIntersection: (link: string, keys: string[]) => kv(link, 'SetIntersection', { keys }, strings),
     setQuery: (link: string, key: string) => kv(link, 'SetQuery', { key }, strings),
-    keyExists: (link: string, key: string) =>
-      kv(link, 'KeyExists', { key }, (r) => {
-        if (typeof r.exists !== 'boolean') throw new Error('reply field "exists" is not a boolean');
-        return r.exists;
-      }),
+    keyExists: (link: string, key: string) => kv(link, 'KeyExists', { key }, exists),
   };
   const logging = {
     writeLog: (link: string, level: Level, message: string, context: Array<[string, string]>) =>

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isActorLoadError, isOptionsError } from '../errors.ts';
-import { createComponentRuntime, isComponentBinary, optimizeGlue } from './component.ts';
+import { createComponentRuntime, isComponentBinary } from './component.ts';
+import { optimizeGlue, removeCallStatements, removeSyncTaskRecords } from './component-glue.ts';
 
 const core = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
 const component = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]);
@@ -38,5 +39,37 @@ describe('component runtime', () => {
     const glue = `a();\n  const _debugLog = (...args) => {\n    if (!globalThis?.process?.env?.JCO_DEBUG) { return; }\n    console.debug(...args);\n  };\nb();`;
     assert.equal(optimizeGlue(glue), 'a();\n  const _debugLog = () => {};\nb();');
     assert.equal(optimizeGlue('nothing to do'), 'nothing to do');
+  });
+
+  it('removes debug-log statements, arguments and all, but never a call whose value is used', () => {
+    const glue = [
+      'function f(x) {',
+      "  _debugLog('[f] enter (a paren: \\')', { x, s: \"}\" });",
+      '  const y = x + 1;',
+      "  _debugLog(`[f] ${x}`, { nested: { y: [1, (2)] } });",
+      '  return y;',
+      '}',
+    ].join('\n');
+    assert.equal(removeCallStatements(glue, '_debugLog'), 'function f(x) {\n  \n  const y = x + 1;\n  \n  return y;\n}');
+    // All or nothing: one call site used as a value keeps every call site.
+    const used = "_debugLog('a');\nconst v = _debugLog('b');\n";
+    assert.equal(removeCallStatements(used, '_debugLog'), used);
+    const unbalanced = "_debugLog('a', {);\n";
+    assert.equal(removeCallStatements(unbalanced, '_debugLog'), unbalanced);
+  });
+
+  it('drops synchronous task records only when no async lowering could read them', () => {
+    const defs = 'function startCurrentTask(componentIdx, isAsync, entryFnName) { return 1; }\nfunction endCurrentTask(componentIdx, taskId) {}\n';
+    const call = "function t() {\n  const _interface_call_currentTaskID = startCurrentTask(0, false, 'now');\n  const ret = now();\n  endCurrentTask(0);\n  return ret;\n}\n";
+    const out = removeSyncTaskRecords(defs + call);
+    assert.equal(out, defs + 'function t() {\n  \n  const ret = now();\n  \n  return ret;\n}\n');
+    // Async lowering in use: the records are read, so nothing changes.
+    const asyncGlue = defs + 'function prepareCall(memoryIdx) {}\n' + call + 'prepareCall(0);\n';
+    assert.equal(removeSyncTaskRecords(asyncGlue), asyncGlue);
+    // A task id read later, or a start without its matching end: nothing changes.
+    const read = defs + "function u() {\n  const _wasm_call_currentTaskID = startCurrentTask(0, false, 'x');\n  endCurrentTask(0, _wasm_call_currentTaskID);\n}\n";
+    assert.equal(removeSyncTaskRecords(read), read);
+    const unmatched = defs + call + "function v() { startCurrentTask(0, true, 'y'); }\n";
+    assert.equal(removeSyncTaskRecords(unmatched), unmatched);
   });
 });

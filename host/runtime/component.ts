@@ -5,7 +5,7 @@
  * compiled `WebAssembly.Module`s (shared, not copied, between workers) and the glue's URL to
  * the workers, where `componentGuestFactory` instantiates them.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,25 +13,28 @@ import { z } from 'zod';
 import { CLAIMS_SECTIONS, computeModuleHash } from '../claims/claims.ts';
 import { stripCustomSections } from '../claims/wasm-sections.ts';
 import { ActorLoadError } from '../errors.ts';
-import { packageVersion } from '../fs-util.ts';
 import { parseWith } from '../options.ts';
+import { GLUE_REVISION, optimizeGlue } from './component-glue.ts';
 import type { ComponentPayload } from './component-guest.ts';
+import { JCO_VERSION, transpileOffThread, type TranspileOptions, type TranspileOutput } from './component-transpile.ts';
 import { HTTP_HANDLER_EXPORT, SUPPORTED_IMPORTS } from './component-world.ts';
 import type { ActorRuntime, PreparedActor } from './runtime.ts';
-
-/**
- * jco's glue reads `process.env.JCO_DEBUG` on every one of its many debug-log calls, which costs
- * about a third of a short call; the host never sets it, so the check is compiled out.
- */
-const DEBUG_LOG = /const _debugLog = \(\.\.\.args\) => \{\s*if \(!globalThis\?\.process\?\.env\?\.JCO_DEBUG\) \{ return; \}\s*console\.debug\(\.\.\.args\);\s*\};?/;
-
-export function optimizeGlue(glue: string): string {
-  return glue.replace(DEBUG_LOG, 'const _debugLog = () => {};');
-}
 
 const PREAMBLE = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 const GLUE_NAME = 'component';
 const META_FILE = 'meta.json';
+
+/** Synchronous instantiation (the worker instantiates compiled modules itself); no .d.ts files. */
+const TRANSPILE_OPTIONS: TranspileOptions = { name: GLUE_NAME, instantiation: 'sync', quiet: true, typescript: false };
+
+/**
+ * What the cached files depend on besides the component: the jco version, its options and the
+ * glue rewrites. Part of the cache folder's name, so output of another jco or rewrite is never reused.
+ */
+export const GLUE_FORMAT = createHash('sha256')
+  .update(JSON.stringify({ jco: JCO_VERSION, options: TRANSPILE_OPTIONS, glue: GLUE_REVISION }))
+  .digest('hex')
+  .slice(0, 12);
 
 /** True for a Component Model binary (preamble `\0asm 0d 00 01 00`). */
 export function isComponentBinary(bytes: Uint8Array): boolean {
@@ -54,6 +57,8 @@ export const DEFAULT_COMPONENT_CACHE_DIR = join('.cache', 'wasmlet', 'components
 interface CacheMeta {
   digest: string;
   jco: string;
+  /** GLUE_FORMAT when written. */
+  format: string;
   glue: string;
   coreModules: string[];
   imports: string[];
@@ -73,9 +78,6 @@ export interface ComponentRuntime extends ActorRuntime {
   stats(): { transpiled: number; compiled: number };
 }
 
-
-const JCO_VERSION = packageVersion('@bytecodealliance/jco');
-
 /** Makes a component runtime with its own cache folder and in-memory compiled-module cache. */
 export function createComponentRuntime(options: ComponentRuntimeOptions = {}): ComponentRuntime {
   const opts = parseComponentRuntimeOptions(options);
@@ -84,19 +86,20 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
   const memo = new Map<string, Promise<Prepared>>();
   const counters = { transpiled: 0, compiled: 0 };
 
-  async function readMeta(folder: string): Promise<CacheMeta | undefined> {
+  /** The folder's meta when it is complete and of this format; undefined otherwise (then it is written again). */
+  async function readMeta(folder: string, digest: string): Promise<CacheMeta | undefined> {
     try {
-      return JSON.parse(await readFile(join(folder, META_FILE), 'utf8')) as CacheMeta;
+      const meta = JSON.parse(await readFile(join(folder, META_FILE), 'utf8')) as CacheMeta;
+      return meta.digest === digest && meta.format === GLUE_FORMAT && Array.isArray(meta.coreModules) ? meta : undefined;
     } catch {
       return undefined;
     }
   }
 
   async function transpileInto(folder: string, digest: string, bytes: Uint8Array): Promise<CacheMeta> {
-    const { transpile } = await import('@bytecodealliance/jco');
-    let out: Awaited<ReturnType<typeof transpile>>;
+    let out: TranspileOutput;
     try {
-      out = await transpile(stripCustomSections(bytes, CLAIMS_SECTIONS), { name: GLUE_NAME, instantiation: 'sync', quiet: true, noTypescript: true });
+      out = await transpileOffThread(stripCustomSections(bytes, CLAIMS_SECTIONS), TRANSPILE_OPTIONS);
     } catch (err) {
       throw new ActorLoadError(`cannot transpile the component with jco: ${(err as Error).message ?? String(err)}`, { cause: err });
     }
@@ -110,7 +113,7 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
     }
     const glue = `${GLUE_NAME}.js`;
     const coreModules = Object.keys(out.files).filter((f) => f.endsWith('.wasm'));
-    const meta: CacheMeta = { digest, jco: JCO_VERSION, glue, coreModules, imports: out.imports, exports };
+    const meta: CacheMeta = { digest, jco: JCO_VERSION, format: GLUE_FORMAT, glue, coreModules, imports: out.imports, exports };
     // Write a complete folder under a temporary name, then rename: readers never see half of one.
     await mkdir(dir(), { recursive: true });
     const tmp = join(dir(), `.tmp-${randomBytes(6).toString('hex')}`);
@@ -126,7 +129,7 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
         // Another host transpiled it first: use theirs.
-        const theirs = await readMeta(folder);
+        const theirs = await readMeta(folder, digest);
         if (theirs) return theirs;
         throw err;
       }
@@ -138,8 +141,8 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
   }
 
   async function load(digest: string, bytes: Uint8Array): Promise<Prepared> {
-    const folder = join(dir(), `${digest.toLowerCase()}-jco${JCO_VERSION}`);
-    const meta = (await readMeta(folder)) ?? (await transpileInto(folder, digest, bytes));
+    const folder = join(dir(), `${digest.toLowerCase()}-jco${JCO_VERSION}-${GLUE_FORMAT}`);
+    const meta = (await readMeta(folder, digest)) ?? (await transpileInto(folder, digest, bytes));
     const modules: Record<string, WebAssembly.Module> = {};
     try {
       await Promise.all(

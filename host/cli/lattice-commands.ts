@@ -1,0 +1,148 @@
+/**
+ * `wasmlet host` and `wasmlet provider`: processes that join a NATS lattice. A host runs actors
+ * (and, from a manifest, providers); a provider process runs one provider and no actors. Both
+ * answer the control interface (`wasmlet ctl`).
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import type { NatsConnection } from 'nats';
+import pino, { type Logger } from 'pino';
+import { generateKeyPair, isPublicKey, seedKind } from '../claims/keys.ts';
+import { Host } from '../host.ts';
+import { connectNats } from '../lattice/connection.ts';
+import { ControlServer } from '../lattice/control.ts';
+import { addNatsOptions, latticeFromFlags, natsOptionsFromFlags, type NatsFlags } from '../lattice/ctl-commands.ts';
+import { hostControl } from '../lattice/host-control.ts';
+import { NatsBus } from '../lattice/nats-bus.ts';
+import { NatsClaimsStore } from '../lattice/nats-claims-store.ts';
+import { NatsLinkStore } from '../lattice/nats-link-store.ts';
+import { loadManifest } from '../manifest.ts';
+import { runPlan, type ProviderFactory } from '../run-plan.ts';
+import type { CapabilityProvider } from '../types.ts';
+
+export interface LatticeCliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Resolves when the process should stop (SIGINT/SIGTERM). */
+  untilStopped(): Promise<string>;
+}
+
+export interface LatticeCliDeps {
+  /** Providers `wasmlet provider NAME` can run, by name; `nc` is the lattice connection. */
+  providers: Record<string, { contract: string; make(options: Record<string, unknown>, logger: Logger, nc: NatsConnection): CapabilityProvider }>;
+  /** Built-in providers for manifests run by `wasmlet host --manifest`, by canonical contract. */
+  manifestProviders(nc: NatsConnection): Record<string, ProviderFactory>;
+  /** Reads what `ctl start actor REF` names (a file, or an OCI reference). */
+  load(ref: string): Promise<Uint8Array>;
+}
+
+interface LatticeFlags extends NatsFlags {
+  hostSeed?: string;
+  antiforgery: boolean;
+  allowedHost?: string[];
+  logLevel: string;
+  heartbeatMs?: number;
+}
+
+const int = (what: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be an integer >= ${min}`);
+  return n;
+};
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+async function hostSeed(flag: string | undefined): Promise<string> {
+  if (!flag) return generateKeyPair('server').seed;
+  const text = flag.startsWith('S') ? flag : (await readFile(flag, 'utf8')).trim();
+  if (seedKind(text) !== 'server') throw new InvalidArgumentError('--host-seed must be a server seed (SN…) or a file holding one');
+  return text;
+}
+
+function commonOptions(cmd: Command): Command {
+  addNatsOptions(cmd);
+  return cmd
+    .option('--host-seed <seed-or-file>', 'server nkey seed (SN…) that signs this process\'s lattice calls (default: a fresh key)')
+    .option('--no-antiforgery', 'send and accept unsigned lattice calls (only on a lattice secured by NATS permissions or TLS, on every host)')
+    .option('--allowed-host <N…>', 'accept lattice calls only from these host keys (repeatable)', collect)
+    .option('--heartbeat-ms <ms>', 'host heartbeat interval', int('--heartbeat-ms', 0))
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info');
+}
+
+interface Joined {
+  nc: NatsConnection;
+  bus: NatsBus;
+  links: NatsLinkStore;
+  claims: NatsClaimsStore;
+  lattice: string;
+  logger: Logger;
+}
+
+async function join(flags: LatticeFlags, io: LatticeCliIo, name: string): Promise<Joined> {
+  const logger = pino({ level: flags.logLevel });
+  for (const k of flags.allowedHost ?? []) if (!isPublicKey(k, 'server')) throw new InvalidArgumentError(`--allowed-host ${k} is not a server public key (N…)`);
+  const lattice = latticeFromFlags(flags, io.env);
+  const nc = await connectNats(natsOptionsFromFlags(flags, io.env, { name }), logger);
+  const bus = new NatsBus(nc, { lattice, hostSeed: await hostSeed(flags.hostSeed), antiforgery: flags.antiforgery, allowedHosts: flags.allowedHost ?? [] }, logger);
+  const links = await NatsLinkStore.open(nc, { lattice }, logger);
+  const claims = await NatsClaimsStore.open(nc, { lattice });
+  return { nc, bus, links, claims, lattice, logger };
+}
+
+async function serveUntilStopped(j: Joined, host: Host, io: LatticeCliIo, deps: LatticeCliDeps, flags: LatticeFlags, what: string): Promise<void> {
+  const ctl = new ControlServer(j.nc, hostControl(host, { load: deps.load }), { lattice: j.lattice, ...(flags.heartbeatMs !== undefined ? { heartbeatIntervalMs: flags.heartbeatMs } : {}) }, j.logger, { claims: j.claims });
+  await ctl.start();
+  io.stderr(`wasmlet ${what} is up: host ${host.id} on lattice ${j.lattice}; Ctrl-C to stop\n`);
+  const sig = await io.untilStopped();
+  j.logger.info({ signal: sig }, 'shutting down');
+  await ctl.stop();
+  await host.stop();
+  await j.bus.close();
+  await j.links.close();
+  await j.nc.drain();
+}
+
+export function registerLatticeCommands(program: Command, io: LatticeCliIo, deps: LatticeCliDeps): void {
+  commonOptions(
+    program
+      .command('host')
+      .description('join a NATS lattice as a host that runs actors (start them with --manifest or `wasmlet ctl start actor`)')
+      .option('--manifest <file>', 'a manifest to run on this host (actors, links, and in-process providers)')
+      .option('--workers <n>', 'worker threads that run actors', int('--workers', 1))
+      .option('--deadline-ms <n>', 'deadline of one invocation', int('--deadline-ms', 1)),
+  ).action(async (flags: LatticeFlags & { manifest?: string; workers?: number; deadlineMs?: number }) => {
+    const j = await join(flags, io, 'wasmlet-host');
+    const overrides = {
+      lattice: j.lattice,
+      hostId: j.bus.hostId,
+      ...(flags.workers ? { workers: flags.workers } : {}),
+      ...(flags.deadlineMs ? { deadlineMs: flags.deadlineMs } : {}),
+    };
+    const host = flags.manifest
+      ? await runPlan(await loadManifest(flags.manifest), { logger: j.logger, providers: deps.manifestProviders(j.nc), hostOverrides: overrides, deps: { bus: j.bus, links: j.links } })
+      : await Host.start(overrides, { logger: j.logger, bus: j.bus, links: j.links });
+    await serveUntilStopped(j, host, io, deps, flags, 'host');
+  });
+
+  commonOptions(
+    program
+      .command('provider')
+      .description(`run one capability provider on a NATS lattice (${Object.keys(deps.providers).join(', ')})`)
+      .argument('<name>', Object.keys(deps.providers).join(' | '))
+      .option('--link-name <name>', 'link name this provider serves', 'default')
+      .option('--options <json>', 'provider options as JSON (e.g. {"maxBodyBytes":65536})', '{}'),
+  ).action(async (name: string, flags: LatticeFlags & { linkName: string; options: string }) => {
+    const spec = deps.providers[name];
+    if (!spec) throw new InvalidArgumentError(`no provider named ${name}; choose one of: ${Object.keys(deps.providers).join(', ')}`);
+    let options: Record<string, unknown>;
+    try {
+      options = JSON.parse(flags.options) as Record<string, unknown>;
+    } catch (err) {
+      throw new InvalidArgumentError(`--options is not valid JSON: ${(err as Error).message}`);
+    }
+    const j = await join(flags, io, `wasmlet-provider-${name}`);
+    const host = await Host.start({ workers: 0, lattice: j.lattice, hostId: j.bus.hostId, labels: { provider: name } }, { logger: j.logger, bus: j.bus, links: j.links });
+    await host.addProvider(spec.make(options, j.logger, j.nc), { linkName: flags.linkName });
+    await serveUntilStopped(j, host, io, deps, flags, `provider ${name}`);
+  });
+}

@@ -1,0 +1,329 @@
+/**
+ * Starts real `nats-server` processes for tests: loopback only, on free ports, JetStream on
+ * (file store in a temp dir), in the foreground (they die with the test process). Never uses a
+ * NATS server the machine already runs. Fault tests `kill()` (SIGKILL) and `restart()` them: a
+ * restarted server keeps its port and its store dir, so acknowledged JetStream data survives.
+ *
+ * The server is configured through a JSON config file (nats-server reads JSON as its config
+ * format), which keeps auth, TLS and cluster routes in one place.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './redis-server.ts';
+
+export { freePort };
+
+export interface NatsServerAuth {
+  /** `authorization { token }` */
+  token?: string;
+  /** Users with passwords. */
+  users?: { user: string; password: string }[];
+  /** Users identified by an nkey (public key `U…`). */
+  nkeys?: string[];
+}
+
+export interface NatsServerTls {
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+  /** Require client certificates. Default false. */
+  verify?: boolean;
+}
+
+export interface NatsServerOptions {
+  /** Binary to run. Default `/usr/sbin/nats-server` when present, else `nats-server` from PATH. */
+  binary?: string;
+  /** JetStream with a file store in the temp dir. Default true. */
+  jetstream?: boolean;
+  auth?: NatsServerAuth;
+  tls?: NatsServerTls;
+  /** Server name (JetStream clusters need unique ones). Default `wasmlet-test-<port>`. */
+  name?: string;
+  /** Cluster membership (see `startNatsCluster`). */
+  cluster?: { name: string; port: number; routes: number[] };
+  /** How long to wait for the server to accept clients, ms. Default 10000. */
+  startTimeoutMs?: number;
+  /** Use this client port instead of a free one (the cluster helper picks ports up front). */
+  port?: number;
+}
+
+export interface NatsServer {
+  /** `nats://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  /** Monitoring port (`/varz`, `/routez`, `/healthz`). */
+  monitorPort: number;
+  /** Name the server runs under. */
+  name: string;
+  /** The temp dir (store and config live here). */
+  dir: string;
+  /** Stops the server and removes its temp dir. Safe to call twice. */
+  stop(): Promise<void>;
+  /** Stops the server (if running) and starts it again on the same port with the same store dir. */
+  restart(): Promise<void>;
+  /** SIGKILL: the server dies at once; port and dir are kept for `restart()`. */
+  kill(): Promise<void>;
+  /** True while the process runs. */
+  readonly running: boolean;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+function defaultBinary(): string {
+  return '/usr/sbin/nats-server';
+}
+
+/** Connects and reads the server's first line; true when it is an `INFO {…}` line. */
+function probe(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('INFO '));
+    });
+  });
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+interface LaunchPlan {
+  binary: string;
+  port: number;
+  configFile: string;
+  startTimeoutMs: number;
+}
+
+async function launch(plan: LaunchPlan): Promise<ChildProcess> {
+  const child = spawn(plan.binary, ['-c', plan.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let spawnError: Error | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+  const deadline = Date.now() + plan.startTimeoutMs;
+  while (Date.now() < deadline) {
+    if (spawnError) throw new Error(`cannot run ${plan.binary}: ${spawnError.message}`, { cause: spawnError });
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`nats-server exited (${child.exitCode ?? child.signalCode}) before accepting clients on port ${plan.port}: ${output.trim()}`);
+    }
+    if (await probe(plan.port)) return child;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill('SIGKILL');
+  await waitExit(child, 2000);
+  throw new Error(`nats-server did not accept clients on port ${plan.port} within ${plan.startTimeoutMs} ms: ${output.trim()}`);
+}
+
+function buildConfig(o: NatsServerOptions, port: number, monitorPort: number, name: string, dir: string): Record<string, unknown> {
+  const config: Record<string, unknown> = {
+    server_name: name,
+    listen: `127.0.0.1:${port}`,
+    http: `127.0.0.1:${monitorPort}`,
+  };
+  if (o.jetstream ?? true) config.jetstream = { store_dir: join(dir, 'jetstream') };
+  const auth = o.auth;
+  if (auth) {
+    const users: Record<string, string>[] = [];
+    for (const u of auth.users ?? []) users.push({ user: u.user, password: u.password });
+    for (const k of auth.nkeys ?? []) users.push({ nkey: k });
+    const authorization: Record<string, unknown> = {};
+    if (auth.token) authorization.token = auth.token;
+    if (users.length) authorization.users = users;
+    config.authorization = authorization;
+  }
+  if (o.tls) {
+    config.tls = {
+      cert_file: o.tls.certFile,
+      key_file: o.tls.keyFile,
+      ...(o.tls.caFile ? { ca_file: o.tls.caFile } : {}),
+      verify: o.tls.verify ?? false,
+      timeout: 2,
+    };
+  }
+  if (o.cluster) {
+    config.cluster = {
+      name: o.cluster.name,
+      listen: `127.0.0.1:${o.cluster.port}`,
+      routes: o.cluster.routes.map((p) => `nats://127.0.0.1:${p}`),
+    };
+  }
+  return config;
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const binary = options.binary ?? defaultBinary();
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  installExitHook();
+  const dir = await mkdtemp(join(tmpdir(), 'wasmlet-nats-'));
+  const configFile = join(dir, 'nats-server.json');
+
+  // Another process may grab a free port between our probe and the server binding it: retry.
+  let child: ChildProcess | undefined;
+  let port = 0;
+  let monitorPort = 0;
+  let name = '';
+  let lastError: unknown;
+  for (let attempt = 0; attempt < (options.port ? 1 : 5) && !child; attempt++) {
+    port = options.port ?? (await freePort());
+    monitorPort = await freePort();
+    name = options.name ?? `wasmlet-test-${port}`;
+    await writeFile(configFile, JSON.stringify(buildConfig(options, port, monitorPort, name, dir), null, 2));
+    try {
+      child = await launch({ binary, port, configFile, startTimeoutMs });
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  if (!child) {
+    await rm(dir, { recursive: true, force: true });
+    throw lastError;
+  }
+
+  let current: ChildProcess | undefined = child;
+  let removed = false;
+  const halt = async (signal: NodeJS.Signals) => {
+    const c = current;
+    current = undefined;
+    if (!c) return;
+    c.kill(signal);
+    await waitExit(c, 5000);
+  };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    monitorPort,
+    name,
+    dir,
+    get running() {
+      return current !== undefined;
+    },
+    kill: () => halt('SIGKILL'),
+    async restart() {
+      if (removed) throw new Error('nats-server was stopped for good');
+      await halt('SIGTERM');
+      // The port was ours until a moment ago; retry briefly in case the kernel still holds it.
+      let err: unknown;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        try {
+          current = await launch({ binary, port, configFile, startTimeoutMs });
+          return;
+        } catch (e) {
+          err = e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      throw err;
+    },
+    async stop() {
+      await halt('SIGTERM');
+      if (removed) return;
+      removed = true;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface NatsCluster {
+  servers: NatsServer[];
+  /** Every client URL, for a client that should fail over between them. */
+  urls: string[];
+  stop(): Promise<void>;
+  /** Resolves when every running server has a route to every other running one. */
+  waitForRoutes(timeoutMs?: number): Promise<void>;
+}
+
+/** Number of routes a server reports on its monitoring port (`/routez`). */
+async function routeCount(server: NatsServer): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.monitorPort}/routez`, { signal: AbortSignal.timeout(1000) });
+    const body = (await res.json()) as { num_routes?: number };
+    return body.num_routes ?? 0;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Starts `size` servers routed into one cluster. JetStream is off by default here: a clustered
+ * JetStream needs a meta leader elected, which the bus tests do not need.
+ */
+export async function startNatsCluster(size = 3, options: Omit<NatsServerOptions, 'cluster' | 'port' | 'name'> = {}): Promise<NatsCluster> {
+  const clusterPorts: number[] = [];
+  const clientPorts: number[] = [];
+  for (let i = 0; i < size; i++) {
+    clusterPorts.push(await freePort());
+    clientPorts.push(await freePort());
+  }
+  const name = `wasmlet-test-${clusterPorts[0]}`;
+  const servers: NatsServer[] = [];
+  try {
+    for (let i = 0; i < size; i++) {
+      servers.push(
+        await startNatsServer({
+          jetstream: false,
+          ...options,
+          port: clientPorts[i]!,
+          name: `${name}-${i}`,
+          cluster: { name, port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i) },
+        }),
+      );
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw err;
+  }
+  const cluster: NatsCluster = {
+    servers,
+    urls: servers.map((s) => s.url),
+    async stop() {
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+    async waitForRoutes(timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const running = servers.filter((s) => s.running);
+        const counts = await Promise.all(running.map(routeCount));
+        if (counts.every((c) => c >= running.length - 1)) return;
+        if (Date.now() > deadline) throw new Error(`nats cluster routes not established within ${timeoutMs} ms (routes: ${counts.join(', ')})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+  await cluster.waitForRoutes();
+  return cluster;
+}
