@@ -153,6 +153,8 @@ describe('host', () => {
       const elapsed = Date.now() - started;
       assert.ok(elapsed >= 1500 && elapsed < 4000, `stopped near its deadline (${elapsed} ms)`);
       assert.equal(h.workerRestarts, 1);
+      assert.equal(h.actor(toolbox.id)!.traps, 1, 'an overrun counts as a failure of that actor');
+      assert.equal(h.actor(echo.id)!.traps, 0);
       // The looping actor answers again from a fresh worker.
       const out = decode<{ statusCode: number }>(await h.invokeActor(toolbox.id, 'HandleRequest', httpRequest('/after')));
       assert.equal(out.statusCode, 200);
@@ -169,6 +171,7 @@ describe('host', () => {
       const out = decode<{ statusCode: number; body: Uint8Array }>(await h.invokeActor(toolbox.id, 'HandleRequest', httpRequest('/fine')));
       assert.equal(out.statusCode, 200);
       assert.equal(h.workerRestarts, 0, 'a trap costs an instance, not a worker');
+      assert.equal(h.actor(toolbox.id)!.traps, 1, 'the actor\'s lifecycle counts the trap');
     } finally {
       await h.stop();
     }

@@ -103,6 +103,7 @@ export class Host {
       logger: this.logger,
       hostCall: (actor, binding, ns, op, payload, deadline) => this.#hostCall(actor, binding, ns, op, payload, deadline),
       onLogs: (actor, lines) => this.#guestLogs(actor, lines),
+      onFailure: (actor, _code, message) => this.#actors.get(actor)?.machine.send({ type: 'TRAP', error: message }),
     });
     this.#unsubscribeLinks = this.links.subscribe((e) => this.#onLinkEvent(e));
   }
@@ -156,12 +157,13 @@ export class Host {
     }
   }
 
-  async stopActor(actor: string): Promise<void> {
+  /** Stops an actor: no new calls, in-flight calls get up to `drainMs` (default: the host's), then it is unloaded. */
+  async stopActor(actor: string, options: { drainMs?: number } = {}): Promise<void> {
     const entry = this.#actors.get(actor);
     if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running on this host`);
     entry.machine.send({ type: 'STOP' });
     entry.sub?.close();
-    await this.#pool.unregister(actor, this.options.drainMs);
+    await this.#pool.unregister(actor, options.drainMs ?? this.options.drainMs);
     this.#actors.delete(actor);
     entry.machine.send({ type: 'STOPPED' });
     this.logs.close(actor);

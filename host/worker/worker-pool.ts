@@ -23,6 +23,8 @@ export interface WorkerPoolOptions {
   hostCall(actor: string, binding: string, namespace: string, operation: string, payload: Uint8Array, deadline: number): Promise<Uint8Array>;
   /** Receives the log lines a guest wrote during a call. */
   onLogs?(actor: string, lines: GuestLogLine[]): void;
+  /** Told when a call of `actor` trapped or overran its deadline (the instance or worker was discarded). */
+  onFailure?(actor: string, code: 'TRAP' | 'DEADLINE_EXCEEDED', message: string): void;
   /** Calls sent ahead to one worker. Default 8 (at most 64). */
   pipelineDepth?: number;
   /** A call running longer than this (ms) makes its worker "stalled": queued calls move elsewhere. Default 20. */
@@ -283,7 +285,11 @@ export class WorkerPool {
   #finish(rec: CallRec, err?: Error, ok?: Uint8Array): void {
     const a = rec.actor;
     a.inFlight--;
-    if (err) rec.reject(err);
+    if (err) {
+      const code = (err as InvocationError).code;
+      if ((code === 'TRAP' || code === 'DEADLINE_EXCEEDED') && this.#opts.onFailure) this.#opts.onFailure(a.id, code, err.message);
+      rec.reject(err);
+    }
     else rec.resolve(ok!);
     if (a.stopping && a.inFlight === 0) a.drained?.();
   }
