@@ -78,7 +78,7 @@ links:
     ['not a mapping', '- a\n- b', /must be a mapping/],
     ['a binding without capability', 'bindings:\n  - actor: M\n', /bindings\.0\.capability/],
     ['an unknown field in a wasmlet manifest', 'apiVersion: wasmlet/v1\nkind: Host\nactorz: []\n', /actorz/],
-    ['a bad host option', 'apiVersion: wasmlet/v1\nkind: Host\nhost: { workers: 0 }\n', /host\.workers/],
+    ['a bad host option', 'apiVersion: wasmlet/v1\nkind: Host\nhost: { workers: -1 }\n', /host\.workers/],
     ['a wrong apiVersion', 'apiVersion: v2\nkind: Host\n', /apiVersion/],
   ] as const) {
     it(`refuses ${name} with a message naming the problem`, () => {
