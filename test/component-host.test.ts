@@ -3,7 +3,8 @@
  * the same claims and link checks, deadlines, trap recovery and pool limits.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { HttpServerProvider, KeyValueProvider, LoggingProvider } from '../capabilities/index.ts';
@@ -308,11 +309,35 @@ describe('component actors in the host', () => {
       await h.stop();
     }
     // A new runtime (a restarted host) finds the transpiled files on disk.
-    const { createComponentRuntime } = await import('../host/runtime/component.ts');
+    const { createComponentRuntime, GLUE_FORMAT, JCO_VERSION } = await import('../host/runtime/component.ts');
     const again = createComponentRuntime({ cacheDir: own.cacheDir });
     const prepared = await again.prepare(toolbox.bytes, undefined);
     assert.equal(prepared.kind, 'component');
     assert.deepEqual(again.stats(), { transpiled: 0, compiled: 1 });
+    // One folder, named for the jco version and glue format, so another jco's output is never reused.
+    const folders = readdirSync(own.cacheDir);
+    assert.equal(folders.length, 1);
+    assert.ok(folders[0]!.endsWith(`-jco${JCO_VERSION}-${GLUE_FORMAT}`), folders[0]);
+    const meta = JSON.parse(readFileSync(join(own.cacheDir, folders[0]!, 'meta.json'), 'utf8'));
+    assert.equal(meta.format, GLUE_FORMAT);
+    // The stored glue lost jco's per-call scaffolding (debug logs, task records); if a jco upgrade
+    // changes the glue's shape, the rewrites in component-glue.ts need a look.
+    const glue = readFileSync(join(own.cacheDir, folders[0]!, meta.glue), 'utf8');
+    assert.doesNotMatch(glue, /(?<!const )_debugLog\(/, 'no debug-log call sites are left');
+    assert.doesNotMatch(glue, /= startCurrentTask\(|\bendCurrentTask\(\d/, 'no per-call task records are left');
+    // jco was given stubs of the large core modules; what is cached is the component's own modules.
+    const { parseWasmLayout } = await import('../host/claims/wasm-sections.ts');
+    const embedded = parseWasmLayout(toolbox.bytes).sections.filter((s) => s.id === 1).map((s) => Buffer.from(toolbox.bytes.subarray(s.payloadStart, s.end)));
+    const cached = (meta.coreModules as string[]).map((f) => readFileSync(join(own.cacheDir, folders[0]!, f)));
+    assert.ok(embedded.some((m) => m.length > 1_000_000), 'the component has a large core module');
+    assert.deepEqual(cached.map((c) => c.length).sort(), embedded.map((m) => m.length).sort());
+    for (const c of cached) assert.ok(embedded.some((m) => m.equals(c)), 'every cached core module is one of the component\'s own');
+    // A cache written under an older name (another jco version) is ignored, not reused.
+    const other = createComponentRuntime({ cacheDir: own.cacheDir });
+    const { renameSync } = await import('node:fs');
+    renameSync(join(own.cacheDir, folders[0]!), join(own.cacheDir, folders[0]!.replace(`-jco${JCO_VERSION}-${GLUE_FORMAT}`, '-jco0.0.0')));
+    await other.prepare(toolbox.bytes, undefined);
+    assert.deepEqual(other.stats(), { transpiled: 1, compiled: 1 });
   });
 
   it('hands the actor its config values', async () => {

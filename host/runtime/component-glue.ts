@@ -9,8 +9,8 @@
  * is skipped and the glue keeps working as jco wrote it (merely slower).
  */
 
-/** Bump when a rewrite changes: transpile caches key their folders on it. */
-export const GLUE_REVISION = 2;
+/** Bump when a rewrite (or the way the glue is made) changes: transpile caches key their folders on it. */
+export const GLUE_REVISION = 4;
 
 /**
  * jco's `_debugLog` reads `process.env.JCO_DEBUG` on every call; the host never sets it, so it
@@ -53,7 +53,8 @@ export function removeCallStatements(src: string, name: string): string {
     while (src[end] === ' ') end++;
     if (src[end] !== ';') return src;
     // A statement on its own: the preceding text must end a statement or open a block.
-    if (!/(?:^|[;{}])\s*$/.test(src.slice(Math.max(0, start - 200), start))) return src;
+    const before = src.slice(Math.max(0, start - 200), start);
+    if (!/[;{}]\s*$/.test(before) && !(start <= 200 && /^\s*$/.test(before))) return src;
     kept.push(src.slice(from, start));
     from = end + 1;
     site.lastIndex = from;
@@ -86,9 +87,43 @@ export function removeSyncTaskRecords(src: string): string {
   return out;
 }
 
+/** jco's string lowering: a TextEncoder buffer per string, then a copy into guest memory. */
+const UTF8_ENCODE = `    let buf = utf8Encoder.encode(s);
+    let ptr = realloc(0, 0, 1, buf.length);
+    new Uint8Array(memory.buffer).set(buf, ptr);
+    utf8EncodedLen = buf.length;
+    return ptr;`;
+
+/**
+ * Short ASCII strings (methods, paths, header names, keys: most of what crosses) are written
+ * straight into guest memory; anything else takes jco's path. The view is taken after
+ * `realloc`, which may grow (and so replace) the memory's buffer.
+ */
+const UTF8_ENCODE_ASCII = `    if (s.length <= 64) {
+      let ascii = true;
+      for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) { ascii = false; break; }
+      if (ascii) {
+        const ptr = realloc(0, 0, 1, s.length);
+        const view = new Uint8Array(memory.buffer, ptr, s.length);
+        for (let i = 0; i < s.length; i++) view[i] = s.charCodeAt(i);
+        utf8EncodedLen = s.length;
+        return ptr;
+      }
+    }
+${UTF8_ENCODE}`;
+
+/** Adds the ASCII path to jco's `utf8Encode` when its body is exactly jco's. */
+export function fastAsciiLowering(src: string): string {
+  const at = src.indexOf(UTF8_ENCODE);
+  if (at < 0 || src.indexOf(UTF8_ENCODE, at + 1) >= 0) return src;
+  if (!/function utf8Encode\(s, realloc, memory\) \{[^}]*\}\s*$/.test(src.slice(Math.max(0, at - 300), at))) return src;
+  return src.slice(0, at) + UTF8_ENCODE_ASCII + src.slice(at + UTF8_ENCODE.length);
+}
+
 /** The glue as the host stores it. */
 export function optimizeGlue(glue: string): string {
   let out = glue.replace(DEBUG_LOG_DEFINITION, 'const _debugLog = () => {};');
   out = removeCallStatements(out, '_debugLog');
-  return removeSyncTaskRecords(out);
+  out = removeSyncTaskRecords(out);
+  return fastAsciiLowering(out);
 }

@@ -5,6 +5,9 @@
  * plain Error, so the worker discards the instance; a `failed` answer is a GuestError and the
  * instance (with its state) is kept.
  */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { compileFunction } from 'node:vm';
 import { encodeWitResponse, OP_HANDLE_REQUEST, toWitRequest, type WitRequest, type WitResponse } from './component-http.ts';
 import { flushStderr, wasiImports } from './component-wasi.ts';
 import { HTTP_HANDLER_EXPORT, worldImports } from './component-world.ts';
@@ -48,14 +51,48 @@ function payloadOf(e: unknown): { tag?: unknown; val?: unknown } | undefined {
   return p && typeof p === 'object' ? (p as { tag?: unknown; val?: unknown }) : undefined;
 }
 
+const INSTANTIATE_EXPORT = 'export function instantiate(';
+
+/** Compiled glue by URL, once per worker (actors of one component share it). */
+const glues = new Map<string, Promise<Instantiate>>();
+
+/**
+ * jco's instantiation glue is an ES module that imports nothing and exports only `instantiate`.
+ * Compiled as a plain (strict) function body it skips the ES module loader, which in a worker
+ * (whose loader hooks run TypeScript) costs 10–20 ms of an actor's first call. Glue of any other
+ * shape is imported as the module it is.
+ */
+async function compileGlue(url: string): Promise<Instantiate> {
+  const path = fileURLToPath(url);
+  const source = await readFile(path, 'utf8');
+  const at = source.indexOf(INSTANTIATE_EXPORT);
+  const rest = at < 0 ? '' : source.slice(0, at) + source.slice(at + INSTANTIATE_EXPORT.length);
+  if (at >= 0 && !/^\s*(?:import|export)\b|\bimport\s*(?:\(|\.meta)/m.test(rest)) {
+    try {
+      const body = `'use strict';\n${source.slice(0, at)}function instantiate(${source.slice(at + INSTANTIATE_EXPORT.length)}\nreturn instantiate;`;
+      const instantiate = compileFunction(body, [], { filename: path })() as unknown;
+      if (typeof instantiate === 'function') return instantiate as Instantiate;
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+    }
+  }
+  const glue = (await import(url)) as { instantiate?: unknown };
+  if (typeof glue.instantiate !== 'function') throw new Error(`component glue ${url} has no instantiate export`);
+  return glue.instantiate as Instantiate;
+}
+
 export const componentGuestFactory: GuestFactory = {
   kind: 'component',
 
   async load(payload: unknown): Promise<LoadedComponent> {
     const p = payload as ComponentPayload;
-    const glue = (await import(p.glueUrl)) as { instantiate?: Instantiate };
-    if (typeof glue.instantiate !== 'function') throw new Error(`component glue ${p.glueUrl} has no instantiate export`);
-    return { ...p, instantiate: glue.instantiate };
+    let glue = glues.get(p.glueUrl);
+    if (!glue) {
+      glue = compileGlue(p.glueUrl);
+      glues.set(p.glueUrl, glue);
+      glue.catch(() => glues.delete(p.glueUrl));
+    }
+    return { ...p, instantiate: await glue };
   },
 
   instantiate(payload: unknown, env: GuestEnv): GuestInstance {

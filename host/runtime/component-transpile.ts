@@ -6,6 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { packageVersion } from '../fs-util.ts';
+import { restoreCoreModules, stubComponent, type StubbedComponent } from './component-stub.ts';
 
 export const JCO_VERSION = packageVersion('@bytecodealliance/jco');
 
@@ -46,8 +47,26 @@ const { parentPort, workerData } = require('node:worker_threads');
 });
 `;
 
-/** Transpiles `component` with jco in a worker thread; rejects with jco's message when it cannot. */
-export function transpileOffThread(component: Uint8Array, options: TranspileOptions): Promise<TranspileOutput> {
+/**
+ * Transpiles `component` with jco in a worker thread; rejects with jco's message when it cannot.
+ * jco is given the component with its large core modules stubbed (see component-stub.ts), and
+ * the real modules go back into the output; if jco did not copy a stub out verbatim, the whole
+ * component is transpiled as it is.
+ */
+export async function transpileOffThread(component: Uint8Array, options: TranspileOptions): Promise<TranspileOutput> {
+  let stubbed: StubbedComponent | undefined;
+  try {
+    stubbed = stubComponent(component);
+  } catch {
+    stubbed = undefined; // not something the stubber reads: jco will say what is wrong with it
+  }
+  if (!stubbed || stubbed.originals.size === 0) return transpileInWorker(component, options);
+  const out = await transpileInWorker(stubbed.component, options);
+  const files = restoreCoreModules(out.files, stubbed.originals);
+  return files ? { ...out, files } : transpileInWorker(component, options);
+}
+
+function transpileInWorker(component: Uint8Array, options: TranspileOptions): Promise<TranspileOutput> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isActorLoadError, isOptionsError } from '../errors.ts';
 import { createComponentRuntime, isComponentBinary } from './component.ts';
-import { optimizeGlue, removeCallStatements, removeSyncTaskRecords } from './component-glue.ts';
+import { fastAsciiLowering, optimizeGlue, removeCallStatements, removeSyncTaskRecords } from './component-glue.ts';
 
 const core = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
 const component = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]);
@@ -71,5 +71,42 @@ describe('component runtime', () => {
     assert.equal(removeSyncTaskRecords(read), read);
     const unmatched = defs + call + "function v() { startCurrentTask(0, true, 'y'); }\n";
     assert.equal(removeSyncTaskRecords(unmatched), unmatched);
+  });
+
+  it('lowers short ASCII strings straight into guest memory, and every other string as jco did', () => {
+    // jco 1.15's string lowering, verbatim.
+    const jco = [
+      '  const utf8Encoder = new TextEncoder();',
+      '  let utf8EncodedLen = 0;',
+      '  function utf8Encode(s, realloc, memory) {',
+      "    if (typeof s !== 'string') throw new TypeError('expected a string');",
+      '    if (s.length === 0) {',
+      '      utf8EncodedLen = 0;',
+      '      return 1;',
+      '    }',
+      '    let buf = utf8Encoder.encode(s);',
+      '    let ptr = realloc(0, 0, 1, buf.length);',
+      '    new Uint8Array(memory.buffer).set(buf, ptr);',
+      '    utf8EncodedLen = buf.length;',
+      '    return ptr;',
+      '  }',
+    ].join('\n');
+    const fast = fastAsciiLowering(jco);
+    assert.notEqual(fast, jco);
+    assert.equal(fastAsciiLowering('function utf8Encode(s) { return other(s); }'), 'function utf8Encode(s) { return other(s); }');
+    const load = (src: string) => new Function(`${src}\nreturn (s, realloc, memory) => [utf8Encode(s, realloc, memory), utf8EncodedLen];`)() as (s: string, r: (a: number, b: number, c: number, n: number) => number, m: { buffer: ArrayBuffer }) => [number, number];
+    for (const s of ['GET', '/a/b?c=d', 'x'.repeat(64), 'x'.repeat(65), 'é', 'a😀', 'ünï'.repeat(30)]) {
+      const results = [load(jco), load(fast)].map((encode) => {
+        // A memory that grows (a new buffer) on each allocation, as guest memory may.
+        const memory = { buffer: new ArrayBuffer(16) };
+        const realloc = (_a: number, _b: number, _c: number, n: number) => {
+          memory.buffer = new ArrayBuffer(memory.buffer.byteLength + n + 8);
+          return 8;
+        };
+        const [ptr, len] = encode(s, realloc, memory);
+        return Buffer.from(new Uint8Array(memory.buffer, ptr, len)).toString('utf8');
+      });
+      assert.deepEqual(results, [s, s], `lowering ${JSON.stringify(s.slice(0, 10))}…`);
+    }
   });
 });

@@ -1,9 +1,10 @@
 /**
  * Components (Component Model, WIT world `wasmlet:actor`), the format of the TypeScript actors
- * SDK. The main thread transpiles a component with jco once per digest into an on-disk cache
- * (ES module glue + core modules), compiles the core modules once per process, and hands the
- * compiled `WebAssembly.Module`s (shared, not copied, between workers) and the glue's URL to
- * the workers, where `componentGuestFactory` instantiates them.
+ * SDK. A component is transpiled with jco (in a worker thread, see component-transpile.ts) once
+ * per digest into an on-disk cache (instantiation glue, rewritten for speed by
+ * component-glue.ts, plus the core modules); the main thread compiles the core modules once per
+ * process and hands the compiled `WebAssembly.Module`s (shared, not copied, between workers) and
+ * the glue's URL to the workers, where `componentGuestFactory` instantiates them.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +20,8 @@ import type { ComponentPayload } from './component-guest.ts';
 import { JCO_VERSION, transpileOffThread, type TranspileOptions, type TranspileOutput } from './component-transpile.ts';
 import { HTTP_HANDLER_EXPORT, SUPPORTED_IMPORTS } from './component-world.ts';
 import type { ActorRuntime, PreparedActor } from './runtime.ts';
+
+export { JCO_VERSION };
 
 const PREAMBLE = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 const GLUE_NAME = 'component';
