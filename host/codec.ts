@@ -8,8 +8,12 @@ import { Packr, Unpackr } from 'msgpackr';
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
+/**
+ * Encodes to an exact-size buffer. msgpackr hands out views into a shared buffer, and posting a
+ * view to a worker would copy that whole buffer (kilobytes) instead of the message.
+ */
 export function encode(value: unknown): Uint8Array {
-  return packr.pack(value);
+  return packr.pack(value).slice();
 }
 
 export class DecodeError extends Error {

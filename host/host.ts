@@ -19,7 +19,7 @@ import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, 
 import { providerMachine } from './provider-machine.ts';
 import type { ActorRuntime, PreparedActor } from './runtime/runtime.ts';
 import { wapcRuntime } from './runtime/wapc.ts';
-import { componentRuntime } from './runtime/component.ts';
+import { componentRuntime, isComponentBinary } from './runtime/component.ts';
 import type { ActorClaims, CapabilityProvider, LinkDefinition, LogStore, ProviderContext } from './types.ts';
 import type { GuestLogLine } from './worker/protocol.ts';
 import { WorkerPool } from './worker/worker-pool.ts';
@@ -361,10 +361,13 @@ export class Host {
 
   async #prepare(bytes: Uint8Array): Promise<PreparedActor> {
     let module: WebAssembly.Module | undefined;
-    try {
-      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-    } catch {
-      module = undefined; // not a core module (e.g. a component): runtimes that take raw bytes may claim it
+    // A component is not a core module: do not spend a failed compile on it.
+    if (!isComponentBinary(bytes)) {
+      try {
+        module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+      } catch {
+        module = undefined; // runtimes that take raw bytes may still claim it
+      }
     }
     for (const rt of this.#runtimes) {
       if (rt.detect(bytes, module)) return rt.prepare(bytes, module);
