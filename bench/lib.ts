@@ -39,7 +39,10 @@ export async function startProcess(args: string[], readyText: string, env: NodeJ
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start: ${out.slice(-2000)}`)), 30_000);
+    const t = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a half-started server behind
+      reject(new Error(`server did not start: ${out.slice(-2000)}`));
+    }, 30_000);
     const on = (d: Buffer) => {
       out += d;
       if (out.includes(readyText)) {
