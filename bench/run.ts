@@ -1,9 +1,10 @@
 /**
  * All benchmarks in one run, each path as a ratio to a baseline measured in the same run.
- * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component]
+ * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component|lattice [--repeat 3]]
  */
 import * as component from './component.ts';
 import * as http from './http.ts';
+import * as lattice from './lattice.ts';
 import { loadOptionsFromArgs, table } from './lib.ts';
 
 const opts = loadOptionsFromArgs(process.argv);
@@ -17,4 +18,7 @@ if (!only || only === 'http') {
 }
 if (!only || only === 'component') {
   print(`\n## TypeScript component actors\n\n${component.report(await component.run(opts))}\n`);
+}
+if (!only || only === 'lattice') {
+  print(`\n## The NATS lattice\n\n${lattice.report(await lattice.run(opts, lattice.latticeOptionsFromArgs(process.argv)))}\n`);
 }

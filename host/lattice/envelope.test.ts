@@ -4,34 +4,58 @@ import { encode } from '../codec.ts';
 import { generateKeyPair, signingKey, verifySignature } from '../claims/keys.ts';
 import { isWasmletError } from '../errors.ts';
 import {
-  decodeEnvelope,
+  batchOverhead,
+  decodeBatch,
   decodeReply,
-  encodeEnvelope,
+  encodeBatch,
+  encodeDeclinedReply,
   encodeErrorReply,
+  encodeItem,
   encodeOkReply,
   ENVELOPE_INVALID,
+  frameBatch,
   hostKeyFromSeed,
   HOST_KEY_INVALID,
-  type Envelope,
+  type Batch,
+  type BatchItem,
 } from './envelope.ts';
 
 const host = generateKeyPair('server');
 const key = hostKeyFromSeed(host.seed);
+const KVCOUNTER = 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ';
 
-function sample(overrides: Partial<Envelope> = {}): Envelope {
+function item(overrides: Partial<BatchItem> = {}): BatchItem {
   return {
     id: 'a1',
-    origin: 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ',
-    target: 'provider.wasmlet:keyvalue.default',
+    origin: KVCOUNTER,
     operation: 'Add',
     msg: Uint8Array.from([0x82, 0xa3, 0x6b, 0x65, 0x79, 0xa1, 0x78, 0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x01]),
-    hostId: key.publicKey,
     deadline: 1_700_000_003_000,
-    sent: 1_700_000_000_000,
-    actor: 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ',
+    actor: KVCOUNTER,
     linkName: 'default',
     ...overrides,
   };
+}
+
+function sample(overrides: Partial<Batch> = {}): Batch {
+  return {
+    hostId: key.publicKey,
+    target: 'provider.wasmlet:keyvalue.default',
+    sent: 1_700_000_000_000,
+    reply: '_INBOX.abc123',
+    items: [item(), item({ id: 'a2', operation: 'Get', deadline: 1_700_000_001_000 })],
+    ...overrides,
+  };
+}
+
+/** A signed frame around any msgpack body (to build batches a well-behaved sender never writes). */
+function withBody(value: unknown, signer = key): Uint8Array {
+  const body = encode(value);
+  const f = new Uint8Array(65 + body.length);
+  f[0] = 2;
+  f.set(signer.sign(body), 1);
+  f.set(body, 65);
+  return f;
 }
 
 function rejects(fn: () => unknown, pattern: RegExp): void {
@@ -43,11 +67,13 @@ function rejects(fn: () => unknown, pattern: RegExp): void {
   });
 }
 
+const plain = (b: Batch) => ({ ...b, items: b.items.map((i) => ({ ...i, msg: Buffer.from(i.msg) })) });
+
 test('host key: public key matches nkeys, signatures verify with keys.ts', () => {
   assert.equal(key.publicKey, host.publicKey);
   const data = new TextEncoder().encode('hello');
   assert.ok(verifySignature(host.publicKey, data, key.sign(data)));
-  // And the other way: nkeys.js signs, node verifies through decodeEnvelope's path (same Ed25519).
+  // And the other way: nkeys.js signs the same bytes (Ed25519 is deterministic).
   assert.deepEqual(Buffer.from(key.sign(data)), Buffer.from(signingKey(host.seed).sign(data)), 'Ed25519 is deterministic');
 });
 
@@ -57,94 +83,137 @@ test('host key: only server seeds, never echoed', () => {
   assert.throws(() => hostKeyFromSeed('SNnotaseed'), (err: Error & { code?: string }) => err.code === HOST_KEY_INVALID);
 });
 
-test('round trip: every field, optional ones included or left out', () => {
-  const env = sample({ claims: { jti: 'j', iat: 1, iss: 'A', sub: 'M', wascap: { hash: 'H', caps: ['wascc:keyvalue'] } } });
-  const out = decodeEnvelope(encodeEnvelope(env, key));
-  assert.deepEqual({ ...out, msg: Buffer.from(out.msg) }, { ...env, msg: Buffer.from(env.msg) });
-  const minimal = sample();
+test('round trip: shared fields once, every item field, optional ones included or left out', () => {
+  const claims = { jti: 'j', iat: 1, iss: 'A', sub: 'M', wascap: { hash: 'H', caps: ['wascc:keyvalue'] } };
+  const minimal = item({ id: 'a3' });
   delete minimal.actor;
   delete minimal.linkName;
-  const m = decodeEnvelope(encodeEnvelope(minimal, key));
-  assert.equal(m.actor, undefined);
-  assert.equal(m.linkName, undefined);
-  assert.equal(m.claims, undefined);
-  assert.equal(m.target, minimal.target);
+  const batch = sample({ items: [item({ claims }), minimal] });
+  const frame = encodeBatch(batch, key);
+  assert.equal(frame[0], 2);
+  const out = decodeBatch(frame);
+  assert.deepEqual(plain(out), plain(batch));
+  assert.equal(out.items[1]!.actor, undefined);
+  assert.equal(out.items[1]!.claims, undefined);
+  assert.equal(out.items[0]!.claims?.sub, 'M');
 });
 
-test('a signer cannot claim another host id', () => {
+test('one signature covers the whole batch; a batch of one has the same framing', () => {
+  const one = encodeBatch(sample({ items: [item()] }), key);
+  const many = encodeBatch(sample({ items: Array.from({ length: 300 }, (_, i) => item({ id: i.toString(36) })) }), key);
+  assert.equal(one[0], many[0]);
+  assert.equal(decodeBatch(one).items.length, 1);
+  const out = decodeBatch(many);
+  assert.equal(out.items.length, 300, 'past 15 items the array header is wider; still one batch');
+  assert.deepEqual(out.items.map((i) => i.id), Array.from({ length: 300 }, (_, i) => i.toString(36)));
+  // Items framed from pre-encoded bytes equal items encoded as objects.
+  const { items, ...header } = sample();
+  assert.deepEqual(Buffer.from(frameBatch(header, items.map(encodeItem), key)), Buffer.from(encodeBatch(sample(), key)));
+  // batchOverhead is what the frame adds around its items.
+  const itemBytes = items.map(encodeItem).reduce((n, b) => n + b.length, 0);
+  assert.equal(batchOverhead(header, items.length) + itemBytes, encodeBatch(sample(), key).length);
+  assert.equal(batchOverhead(header, items.length, { sign: false }) + itemBytes, encodeBatch(sample(), key, { sign: false }).length);
+});
+
+test('a signer cannot claim another host id; empty batches are not framed', () => {
   const other = generateKeyPair('server').publicKey;
-  assert.throws(() => encodeEnvelope(sample({ hostId: other }), key), (err: Error & { code?: string }) => err.code === HOST_KEY_INVALID);
+  assert.throws(() => encodeBatch(sample({ hostId: other }), key), (err: Error & { code?: string }) => err.code === HOST_KEY_INVALID);
+  assert.throws(() => encodeBatch(sample({ items: [] }), key), (err: Error & { code?: string }) => err.code === HOST_KEY_INVALID && /1–65535 items/.test(err.message));
 });
 
-test('tampered body: any flipped byte is rejected', () => {
-  const frame = encodeEnvelope(sample(), key);
+test('tampered batch: any flipped byte of the body is rejected', () => {
+  const frame = encodeBatch(sample(), key);
   let rejected = 0;
-  // Flip each byte of the body in turn (the signature covers all of it).
+  // Flip each byte of the body in turn (the signature covers all of it, every item included).
   for (let i = 65; i < frame.length; i++) {
     const copy = frame.slice();
     copy[i]! ^= 0x01;
     try {
-      decodeEnvelope(copy);
+      decodeBatch(copy);
     } catch (err) {
       assert.equal((err as { code?: string }).code, ENVELOPE_INVALID);
       rejected++;
     }
   }
   assert.equal(rejected, frame.length - 65);
-  // A changed operation with the old signature: the reason is the signature.
-  const forged = encodeEnvelope(sample({ operation: 'Set' }), key);
-  const original = encodeEnvelope(sample(), key);
+  // A changed second item under the old signature: the reason is the signature.
+  const original = encodeBatch(sample(), key);
+  const forged = encodeBatch(sample({ items: [item(), item({ id: 'a2', operation: 'Del', deadline: 1_700_000_001_000 })] }), key);
+  assert.equal(forged.length, original.length);
   forged.set(original.subarray(1, 65), 1);
-  rejects(() => decodeEnvelope(forged), /signature does not verify/);
+  rejects(() => decodeBatch(forged), /signature does not verify/);
+  // An item appended to a signed batch.
+  const appended = withBody({ ...sample(), items: [...sample().items, item({ id: 'evil', operation: 'Clear' })] });
+  appended.set(original.subarray(1, 65), 1);
+  rejects(() => decodeBatch(appended), /signature does not verify/);
   // A flipped signature byte.
   const badSig = original.slice();
   badSig[10]! ^= 0xff;
-  rejects(() => decodeEnvelope(badSig), /signature does not verify/);
+  rejects(() => decodeBatch(badSig), /signature does not verify/);
 });
 
-test('wrong key: signed by one host, claiming to be another', () => {
+test('forged signature: signed by one host, claiming to be another', () => {
   const mallory = hostKeyFromSeed(generateKeyPair('server').seed);
   // Mallory signs a body naming the victim host.
-  const body = encode({ ...sample(), msg: sample().msg });
-  const frame = new Uint8Array(65 + body.length);
-  frame[0] = 1;
-  frame.set(mallory.sign(body), 1);
-  frame.set(body, 65);
-  rejects(() => decodeEnvelope(frame), new RegExp(`signature does not verify against host ${key.publicKey}`));
+  rejects(() => decodeBatch(withBody(sample(), mallory)), new RegExp(`signature does not verify against host ${key.publicKey}`));
+  // Nor can an unsigned frame stand in for a signed one.
+  rejects(() => decodeBatch(encodeBatch(sample(), key, { sign: false })), /unsigned batch.*requires signed invocations/);
+});
+
+test('mixed valid and invalid items: the whole batch is rejected, naming the bad item', () => {
+  const good = { ...item(), msg: item().msg };
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [good, { ...good, id: 'b', operation: 7 }] })), /item 1: field "operation" must be a non-empty string/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [good, good, { ...good, msg: 'text' }] })), /item 2: field "msg" must be bytes/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [{ ...good, deadline: 'soon' }, good] })), /item 0: field "deadline" must be a number/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [good, { ...good, linkName: 3 }] })), /item 1: field "linkName" must be a string/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [good, { ...good, claims: 'x' }] })), /item 1: field "claims" must be a map/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [good, 5] })), /item 1 is not a msgpack map/);
+  // Ids become reply subject tokens: no dots, wildcards or whitespace.
+  for (const id of ['a.b', '*', '>', 'a b', 'x'.repeat(65)]) {
+    rejects(() => decodeBatch(withBody({ ...sample(), items: [good, { ...good, id }] })), /item 1: field "id" must be one subject token/);
+  }
 });
 
 test('allow-list: only listed hosts', () => {
-  const frame = encodeEnvelope(sample(), key);
+  const frame = encodeBatch(sample(), key);
   const other = generateKeyPair('server').publicKey;
-  rejects(() => decodeEnvelope(frame, { allowedHosts: new Set([other]) }), /not in the allowed host list/);
-  assert.equal(decodeEnvelope(frame, { allowedHosts: new Set([other, key.publicKey]) }).hostId, key.publicKey);
-  assert.equal(decodeEnvelope(frame, { allowedHosts: new Set() }).hostId, key.publicKey, 'an empty list allows any host');
+  rejects(() => decodeBatch(frame, { allowedHosts: new Set([other]) }), /not in the allowed host list/);
+  assert.equal(decodeBatch(frame, { allowedHosts: new Set([other, key.publicKey]) }).hostId, key.publicKey);
+  assert.equal(decodeBatch(frame, { allowedHosts: new Set() }).hostId, key.publicKey, 'an empty list allows any host');
 });
 
-test('bad msgpack, bad framing and bad fields are rejected with a reason', () => {
-  rejects(() => decodeEnvelope(new Uint8Array(0)), /truncated/);
-  rejects(() => decodeEnvelope(Uint8Array.from([1, ...new Uint8Array(64)])), /truncated/);
-  const frame = encodeEnvelope(sample(), key);
-  const v2 = frame.slice();
-  v2[0] = 2;
-  rejects(() => decodeEnvelope(v2), /unknown format version 2/);
+test('the key cache: a second batch from a host reuses its parsed key, and still verifies', () => {
+  const keyCache = new Map();
+  decodeBatch(encodeBatch(sample(), key), { keyCache });
+  assert.equal(keyCache.size, 1);
+  assert.equal(decodeBatch(encodeBatch(sample(), key), { keyCache }).hostId, key.publicKey);
+  assert.equal(keyCache.size, 1);
+  const forged = encodeBatch(sample(), key);
+  forged[10]! ^= 1;
+  rejects(() => decodeBatch(forged, { keyCache }), /signature does not verify/);
+});
+
+test('bad msgpack, bad framing and bad batch fields are rejected with a reason', () => {
+  rejects(() => decodeBatch(new Uint8Array(0)), /truncated/);
+  rejects(() => decodeBatch(Uint8Array.from([2, ...new Uint8Array(64)])), /truncated/);
+  const frame = encodeBatch(sample(), key);
+  const v3 = frame.slice();
+  v3[0] = 3;
+  rejects(() => decodeBatch(v3), /unknown format version 3/);
+  const v1 = frame.slice();
+  v1[0] = 1;
+  rejects(() => decodeBatch(v1), /format version 1 \(one envelope per message, from an earlier wasmlet\)/);
   const garbage = new Uint8Array(100).fill(0xc1);
-  garbage[0] = 1;
-  rejects(() => decodeEnvelope(garbage), /not msgpack/);
-  const withBody = (value: unknown, signer = key) => {
-    const body = encode(value);
-    const f = new Uint8Array(65 + body.length);
-    f[0] = 1;
-    f.set(signer.sign(body), 1);
-    f.set(body, 65);
-    return f;
-  };
-  rejects(() => decodeEnvelope(withBody([1, 2, 3])), /not a msgpack map/);
-  rejects(() => decodeEnvelope(withBody({ ...sample(), operation: 7 })), /"operation" must be a non-empty string/);
-  rejects(() => decodeEnvelope(withBody({ ...sample(), msg: 'text' })), /"msg" must be bytes/);
-  rejects(() => decodeEnvelope(withBody({ ...sample(), deadline: 'soon' })), /"deadline" must be a number/);
-  rejects(() => decodeEnvelope(withBody({ ...sample(), hostId: 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ' })), /not a server public key/);
-  rejects(() => decodeEnvelope(withBody({ ...sample(), linkName: 3 })), /"linkName" must be a string/);
+  garbage[0] = 2;
+  rejects(() => decodeBatch(garbage), /not msgpack/);
+  rejects(() => decodeBatch(withBody([1, 2, 3])), /not a msgpack map/);
+  rejects(() => decodeBatch(withBody({ ...sample(), target: '' })), /"target" must be a non-empty string/);
+  rejects(() => decodeBatch(withBody({ ...sample(), sent: 'now' })), /"sent" must be a number/);
+  rejects(() => decodeBatch(withBody({ ...sample(), reply: '_INBOX.*' })), /"reply" must be a subject/);
+  rejects(() => decodeBatch(withBody({ ...sample(), reply: '_INBOX..x' })), /"reply" must be a subject/);
+  rejects(() => decodeBatch(withBody({ ...sample(), hostId: KVCOUNTER })), /not a server public key/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: [] })), /"items" must be a non-empty array/);
+  rejects(() => decodeBatch(withBody({ ...sample(), items: 'x' })), /"items" must be a non-empty array/);
 });
 
 test('replies: ok and error round trip; garbled ones are rejected', () => {
@@ -154,6 +223,9 @@ test('replies: ok and error round trip; garbled ones are rejected', () => {
   const empty = decodeReply(encodeOkReply(new Uint8Array(0)));
   assert.ok(empty.ok && empty.result.length === 0);
   assert.deepEqual(decodeReply(encodeErrorReply('DEADLINE_EXCEEDED', 'too slow')), { ok: false, code: 'DEADLINE_EXCEEDED', message: 'too slow' });
+  // Declined: not run, send again; the flag cannot be confused with an error code of the same name.
+  assert.deepEqual(decodeReply(encodeDeclinedReply('host stopping')), { ok: false, code: 'DECLINED', message: 'host stopping', declined: true });
+  assert.equal((decodeReply(encodeErrorReply('DECLINED', 'x')) as { declined?: true }).declined, undefined);
   rejects(() => decodeReply(new Uint8Array(0)), /empty reply/);
   rejects(() => decodeReply(Uint8Array.from([7, 1])), /unknown reply status 7/);
   rejects(() => decodeReply(Uint8Array.from([1, 0xc1])), /not msgpack/);
@@ -161,15 +233,16 @@ test('replies: ok and error round trip; garbled ones are rejected', () => {
 });
 
 test('antiforgery off: unsigned frames, accepted only by receivers that do not require signatures', () => {
-  const unsigned = encodeEnvelope(sample(), key, { sign: false });
+  const unsigned = encodeBatch(sample(), key, { sign: false });
   assert.equal(unsigned[0], 0);
-  assert.ok(unsigned.length < encodeEnvelope(sample(), key).length);
-  rejects(() => decodeEnvelope(unsigned), /unsigned envelope.*requires signed invocations/);
-  const out = decodeEnvelope(unsigned, { requireSignature: false });
-  assert.equal(out.operation, 'Add');
+  assert.equal(unsigned.length, encodeBatch(sample(), key).length - 64);
+  const out = decodeBatch(unsigned, { requireSignature: false });
+  assert.equal(out.items[0]!.operation, 'Add');
   assert.equal(out.hostId, key.publicKey);
   // A receiver that does not verify still accepts signed frames, and still checks the fields.
-  assert.equal(decodeEnvelope(encodeEnvelope(sample(), key), { requireSignature: false }).id, 'a1');
-  rejects(() => decodeEnvelope(Uint8Array.from([0]), { requireSignature: false }), /no body/);
-  rejects(() => decodeEnvelope(Uint8Array.from([0, 0xc1, 0xc1]), { requireSignature: false }), /not msgpack/);
+  assert.equal(decodeBatch(encodeBatch(sample(), key), { requireSignature: false }).items[1]!.id, 'a2');
+  rejects(() => decodeBatch(Uint8Array.from([0]), { requireSignature: false }), /no body/);
+  rejects(() => decodeBatch(Uint8Array.from([0, 0xc1, 0xc1]), { requireSignature: false }), /not msgpack/);
+  const badItem = encode({ ...sample(), items: [{ ...item(), msg: 'text' }] });
+  rejects(() => decodeBatch(Uint8Array.from([0, ...badItem]), { requireSignature: false }), /item 0: field "msg" must be bytes/);
 });

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { connect, type NatsConnection } from 'nats';
+import { connect, createInbox, type NatsConnection } from 'nats';
 import { startNatsCluster, startNatsServer, type NatsServer } from '../../test/helpers/nats-server.ts';
 import { generateKeyPair } from '../claims/keys.ts';
 import { encode } from '../codec.ts';
 import { InvocationError, isInvocationError } from '../errors.ts';
 import { actorTarget, providerTarget, type BusHandler } from '../bus.ts';
 import { connectNats } from './connection.ts';
-import { encodeEnvelope, hostKeyFromSeed } from './envelope.ts';
+import { encodeBatch, hostKeyFromSeed, type BatchItem } from './envelope.ts';
 import { NatsBus, type LatticeInvocation, type NatsBusOptionsInput } from './nats-bus.ts';
 import { rpcSubject } from './subjects.ts';
 
@@ -170,11 +170,14 @@ describe('NATS bus on one server', () => {
     b.bus.serve(actorTarget(ACTOR), async () => (counts.b++, enc('b')));
     c.bus.serve(actorTarget(ACTOR), async () => (counts.c++, enc('c')));
     await Promise.all([b.bus.flush(), c.bus.flush()]);
-    const n = 200;
-    const answers = await Promise.all(Array.from({ length: n }, () => call(a, actorTarget(ACTOR), 'x').then(dec)));
-    assert.equal(counts.b + counts.c, n, 'each call served exactly once');
+    // The group shares batches: 50 turns of 4 calls each (one batch per turn).
+    const answers: string[] = [];
+    for (let turn = 0; turn < 50; turn++) answers.push(...(await Promise.all(Array.from({ length: 4 }, () => call(a, actorTarget(ACTOR), 'x').then(dec)))));
+    assert.equal(a.bus.stats().batchesSent, 50);
+    assert.equal(counts.b + counts.c, 200, 'each call served exactly once');
     assert.equal(answers.filter((x) => x === 'b').length, counts.b);
-    assert.ok(counts.b >= 30 && counts.c >= 30, `both hosts served: ${JSON.stringify(counts)}`);
+    assert.ok(counts.b >= 40 && counts.c >= 40, `both hosts served: ${JSON.stringify(counts)}`);
+    assert.equal(counts.b % 4, 0, 'a batch is served by one host, whole');
     // Once one host stops serving, the other takes everything.
     const sub = (await host([server.url])).bus; // an unrelated host does not change the group
     void sub;
@@ -206,6 +209,17 @@ describe('NATS bus on one server', () => {
     const t0 = Date.now();
     await rejectsCode(call(a, actorTarget('MNOBODY'), 'x', 5000), 'ACTOR_NOT_FOUND', /nothing on the lattice serves actor\.MNOBODY/);
     assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    // Every call of a batch nobody serves fails, and only those: a batch to a served target in the same turn succeeds.
+    const b = await host([server.url]);
+    b.bus.serve(actorTarget(ACTOR), async (inv) => inv.msg);
+    await b.bus.flush();
+    const t1 = Date.now();
+    const results = await Promise.allSettled([...Array.from({ length: 5 }, () => call(a, actorTarget('MNOBODY'), 'x', 5000)), call(a, actorTarget(ACTOR), 'served', 5000)]);
+    for (const r of results.slice(0, 5)) assert.ok(r.status === 'rejected' && isInvocationError(r.reason) && r.reason.code === 'ACTOR_NOT_FOUND', String(r.status));
+    assert.equal(results[5]!.status === 'fulfilled' && dec(results[5].value), 'served');
+    assert.ok(Date.now() - t1 < 1000, `took ${Date.now() - t1} ms`);
+    assert.equal(a.bus.stats().pending, 0);
+    await b.close();
     await a.close();
   });
 
@@ -231,7 +245,7 @@ describe('NATS bus on one server', () => {
     await b.close();
   });
 
-  test('forged, garbled, misrouted and stale messages are dropped, never answered; the bus keeps serving', async () => {
+  test('forged, tampered, mixed, garbled, misrouted and stale batches are dropped, never answered; the bus keeps serving', async () => {
     const a = await host([server.url]);
     const b = await host([server.url]);
     let calls = 0;
@@ -239,34 +253,165 @@ describe('NATS bus on one server', () => {
     b.bus.serve(target, async (inv) => (calls++, inv.msg));
     await b.bus.flush();
     const raw = await connect({ servers: server.url });
+    // Anything the serving host answered, on the batch's subject or on any item's, lands here.
+    const inbox = createInbox();
+    const answers: string[] = [];
+    raw.subscribe(`${inbox}.>`, { callback: (_e, m) => answers.push(m.subject) });
+    await raw.flush();
     const subject = rpcSubject(lattice, target);
+    const aKey = hostKeyFromSeed(a.seed);
     const mallory = hostKeyFromSeed(generateKeyPair('server').seed);
-    const base = { id: 'x', origin: ACTOR, target, operation: 'Echo', msg: enc('evil'), deadline: Date.now() + 5000, sent: Date.now() };
-    // Signed by Mallory but claiming to come from host a.
-    const forgedBody = encodeEnvelope({ ...base, hostId: mallory.publicKey }, mallory);
-    const forged = forgedBody.slice();
-    // Swap hostId text inside the body for a's key (same length), keeping Mallory's signature.
+    const good = (id: string): BatchItem => ({ id, origin: ACTOR, operation: 'Echo', msg: enc('evil'), deadline: Date.now() + 5000 });
+    const batch = (over: Record<string, unknown> = {}) => ({ hostId: a.bus.hostId, target, sent: Date.now(), reply: inbox, items: [good('1'), good('2')], ...over });
+    // Signed by Mallory but claiming to come from host a: Mallory signs her own body, then the
+    // host id inside it is swapped for a's (same length), keeping Mallory's signature.
+    const forged = encodeBatch(batch({ hostId: mallory.publicKey }), mallory);
     Buffer.from(forged.buffer, forged.byteOffset, forged.byteLength).write(a.bus.hostId, Buffer.from(forged).indexOf(mallory.publicKey), 'latin1');
-    const garbage = Uint8Array.from([1, ...new Uint8Array(80).fill(0xc1)]);
-    const misrouted = encodeEnvelope({ ...base, target: actorTarget('MOTHER'), hostId: a.bus.hostId }, hostKeyFromSeed(a.seed));
-    const stale = encodeEnvelope({ ...base, sent: Date.now() - 3_600_000, deadline: Date.now() + 5000, hostId: a.bus.hostId }, hostKeyFromSeed(a.seed));
-    for (const payload of [forged, garbage, misrouted, stale, new Uint8Array(0)]) {
+    // A genuine batch from a with one byte of an item changed after signing.
+    const tampered = encodeBatch(batch(), aKey);
+    tampered[tampered.length - 2]! ^= 0x20;
+    // Validly signed by a, but its second item is malformed: the whole batch goes.
+    const mixed = encodeBatch(batch({ items: [good('1'), { ...good('2'), id: 'a.b' }] }), aKey);
+    const garbage = Uint8Array.from([2, ...new Uint8Array(80).fill(0xc1)]);
+    const misrouted = encodeBatch(batch({ target: actorTarget('MOTHER') }), aKey);
+    const stale = encodeBatch(batch({ sent: Date.now() - 3_600_000 }), aKey);
+    const payloads = [forged, tampered, mixed, garbage, misrouted, stale, new Uint8Array(0)];
+    for (const payload of payloads) {
       await assert.rejects(raw.request(subject, payload, { timeout: 300 }), (err: Error & { code?: string }) => err.code === 'TIMEOUT', 'never answered');
     }
     assert.equal(calls, 0, 'the handler never ran');
-    assert.equal(b.bus.stats().dropped, 5);
+    assert.deepEqual(answers, [], 'no item was answered');
+    assert.equal(b.bus.stats().dropped, payloads.length);
+    // The same batch, untouched and signed by a, is served: the drops above were for cause.
+    raw.publish(subject, encodeBatch(batch(), aKey));
+    await eventually(async () => assert.equal(answers.length, 2));
+    assert.deepEqual(answers.sort(), [`${inbox}.1`, `${inbox}.2`]);
+    assert.equal(calls, 2);
     // Legit traffic still flows.
     assert.equal(dec(await call(a, target, 'fine')), 'fine');
-    assert.equal(calls, 1);
-    // A garbled reply to a pending call fails it with BAD_PAYLOAD rather than hanging.
+    assert.equal(calls, 3);
+    // A garbled answer to a pending call fails it with BAD_PAYLOAD rather than hanging: on an
+    // item's reply subject, and on the batch's own subject (a responder that does not speak batches).
     const slowTarget = actorTarget('MSLOW');
-    const intercept = raw.subscribe(rpcSubject(lattice, slowTarget), { callback: (_e, m) => m.respond(Uint8Array.from([9, 9])) });
+    let mode: 'item' | 'batch' = 'item';
+    const intercept = raw.subscribe(rpcSubject(lattice, slowTarget), {
+      callback: (_e, m) => {
+        if (mode === 'batch') return void m.respond(Uint8Array.from([9, 9]));
+        // Answer the first item's subject: the inbox prefix plus the first id of the batch token.
+        const token = m.reply!.slice(m.reply!.lastIndexOf('.') + 1);
+        raw.publish(`${m.reply!.slice(0, m.reply!.lastIndexOf('.'))}.${token.split('-')[0]}`, Uint8Array.from([9, 9]));
+      },
+    });
     await raw.flush();
     await rejectsCode(call(a, slowTarget, 'x'), 'BAD_PAYLOAD', /garbled reply/);
+    mode = 'batch';
+    await Promise.all([rejectsCode(call(a, slowTarget, 'x'), 'BAD_PAYLOAD', /garbled reply/), rejectsCode(call(a, slowTarget, 'y'), 'BAD_PAYLOAD', /garbled reply/)]);
     intercept.unsubscribe();
     await raw.close();
     await a.close();
     await b.close();
+  });
+
+  test('one turn, one batch per target, one signature; batches split at the item and byte bounds', async () => {
+    const a = await host([server.url], { maxBatchItems: 10, maxBatchBytes: 8192 });
+    const b = await host([server.url]);
+    const seen: string[] = [];
+    b.bus.serve(actorTarget(ACTOR), async (inv) => (seen.push(dec(inv.msg)), inv.msg));
+    b.bus.serve(actorTarget('MB'), async (inv) => inv.msg);
+    await b.bus.flush();
+    // 8 calls to one target and 3 to another in one turn: two messages.
+    const one = await Promise.all([...Array.from({ length: 8 }, (_, i) => call(a, actorTarget(ACTOR), `m${i}`)), ...Array.from({ length: 3 }, (_, i) => call(a, actorTarget('MB'), `b${i}`))]);
+    assert.deepEqual(one.map(dec), [...Array.from({ length: 8 }, (_, i) => `m${i}`), 'b0', 'b1', 'b2']);
+    assert.deepEqual(seen, Array.from({ length: 8 }, (_, i) => `m${i}`), 'items are served in the order they were sent');
+    assert.equal(a.bus.stats().batchesSent, 2);
+    assert.equal(b.bus.stats().batchesReceived, 2);
+    // 25 calls in one turn with at most 10 per batch: 3 messages, each call answered with its own reply.
+    const many = await Promise.all(Array.from({ length: 25 }, (_, i) => call(a, actorTarget(ACTOR), `n${i}`)));
+    assert.deepEqual(many.map(dec), Array.from({ length: 25 }, (_, i) => `n${i}`));
+    assert.equal(a.bus.stats().batchesSent, 5);
+    // 1 KiB calls with at most 8 KiB per batch: split by size, below 10 items.
+    const big = 'x'.repeat(1024);
+    const sized = await Promise.all(Array.from({ length: 9 }, (_, i) => call(a, actorTarget(ACTOR), `${i}${big}`)));
+    assert.deepEqual(sized.map((r) => dec(r).slice(0, 1)), Array.from({ length: 9 }, (_, i) => String(i)));
+    assert.equal(a.bus.stats().batchesSent, 7, 'nine 1 KiB items need two 8 KiB batches');
+    // A call larger than a batch may be fails on its own with BAD_PAYLOAD; its neighbours go through.
+    const [tooBig, fine] = await Promise.allSettled([call(a, actorTarget(ACTOR), 'x'.repeat(9000)), call(a, actorTarget(ACTOR), 'fine')]);
+    assert.equal(tooBig.status, 'rejected');
+    assert.ok(isInvocationError(tooBig.reason) && tooBig.reason.code === 'BAD_PAYLOAD' && /too large for NATS/.test(tooBig.reason.message), String(tooBig.status === 'rejected' && tooBig.reason));
+    assert.equal(fine.status === 'fulfilled' && dec(fine.value), 'fine');
+    assert.equal(a.bus.stats().pending, 0);
+    await a.close();
+    await b.close();
+  });
+
+  test('items of one batch keep their own deadlines and outcomes', async () => {
+    const a = await host([server.url]);
+    const b = await host([server.url]);
+    b.bus.serve(actorTarget(ACTOR), async (inv) => {
+      const text = dec(inv.msg);
+      if (text === 'slow') await new Promise((r) => setTimeout(r, 600));
+      if (text === 'fail') throw new InvocationError('TRAP', 'guest trapped');
+      return inv.msg;
+    });
+    await b.bus.flush();
+    const t0 = Date.now();
+    const [slow, fast, fail, roomy] = await Promise.allSettled([
+      call(a, actorTarget(ACTOR), 'slow', 200),
+      call(a, actorTarget(ACTOR), 'fast', 200),
+      call(a, actorTarget(ACTOR), 'fail', 200),
+      call(a, actorTarget(ACTOR), 'slow', 3000),
+    ]);
+    assert.equal(a.bus.stats().batchesSent, 1, 'all four went in one batch');
+    assert.ok(slow.status === 'rejected' && isInvocationError(slow.reason) && slow.reason.code === 'DEADLINE_EXCEEDED');
+    assert.equal(fast.status === 'fulfilled' && dec(fast.value), 'fast');
+    assert.ok(fail.status === 'rejected' && isInvocationError(fail.reason) && fail.reason.code === 'TRAP');
+    assert.equal(roomy.status === 'fulfilled' && dec(roomy.value), 'slow');
+    assert.ok(Date.now() - t0 >= 590);
+    await a.close();
+    await b.close();
+  });
+
+  test('a host that stops serving declines batches already routed to it; callers send them again, nothing is lost', async () => {
+    // One shared connection keeps every protocol line in order: the batch, then the UNSUB,
+    // then the other server's SUB. So the server routes the batch to the stopping bus, which
+    // gets it after it stopped serving.
+    const nc = await connectNats({ servers: [server.url] }, silent);
+    const bus = (over: Partial<NatsBusOptionsInput> = {}) => new NatsBus(nc, { lattice, hostSeed: generateKeyPair('server').seed, ...over }, silent);
+    const [a, b, c, d] = [bus(), bus(), bus(), bus()];
+    const ran = { b: 0, c: 0, d: 0 };
+    const target = actorTarget(ACTOR);
+    const send = (text: string) => a.request({ origin: ACTOR, target, operation: 'Echo', msg: enc(text), deadline: Date.now() + 3000 });
+    const sub = b.serve(target, async () => (ran.b++, enc('b')));
+    await b.flush();
+    const first = send('x');
+    void a.flush(); // the batch goes now, before the UNSUB below
+    sub.close();
+    c.serve(target, async () => (ran.c++, enc('c')));
+    assert.equal(dec(await first), 'c');
+    assert.deepEqual(ran, { b: 0, c: 1, d: 0 }, 'run once, by the host that still serves');
+    assert.equal(b.stats().declined, 1);
+    assert.equal(a.stats().resent, 1);
+    // The whole bus closing declines the same way (a host shutting down).
+    const second = send('y');
+    void a.flush();
+    const closing = c.close();
+    d.serve(target, async () => (ran.d++, enc('d')));
+    assert.equal(dec(await second), 'd');
+    await closing;
+    assert.deepEqual(ran, { b: 0, c: 1, d: 1 });
+    assert.equal(c.stats().declined, 1);
+    // Declined with nobody left to serve: the resend meets no responders and fails at once.
+    const t0 = Date.now();
+    const third = send('z');
+    void a.flush();
+    await d.close();
+    await rejectsCode(third, 'ACTOR_NOT_FOUND');
+    assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    assert.equal(d.stats().declined, 1);
+    assert.equal(ran.d, 1, 'a declined call is never run');
+    await a.close();
+    await b.close();
+    await nc.close();
   });
 
   test('allow-list: a host outside it is not served', async () => {

@@ -1,24 +1,26 @@
 /**
- * The NATS bus: invocations that cross hosts travel as signed msgpack envelopes (see
- * envelope.ts) on `wasmlet.<lattice>.rpc.<target>` (see subjects.ts). Hosts call local targets
- * directly; only what lives elsewhere reaches this bus.
+ * The NATS bus: invocations that cross hosts travel as signed msgpack batches (see envelope.ts)
+ * on `wasmlet.<lattice>.rpc.<target>` (see subjects.ts). Hosts call local targets directly; only
+ * what lives elsewhere reaches this bus.
  *
- * Serving: one queue-group subscription per target, so several hosts serving the same actor
- * share its load. Every message is verified (framing, signature, host allow-list, freshness,
- * subject matching the signed target); anything else is dropped with a (rate-limited) log
- * line and never answered.
- *
- * Requesting: no stock `request()` per call (it costs ~40 µs each in nats.js). One wildcard
- * subscription on a private inbox (`_INBOX.<nuid>.*`) receives every reply; the last token is
- * the correlation id, looked up in a map. One interval timer, running only while calls are in
- * flight, sweeps calls past their deadline. Failures are values, never hangs:
+ * Calling (outbound-calls.ts): calls are queued per target and flushed once per event-loop turn,
+ * one NATS message and one signature per target per turn; replies come back on one private
+ * inbox subscription. Failures are values, never hangs:
  * - no subscriber for the target: the server's no-responders status (503) → ACTOR_NOT_FOUND;
  * - the deadline passes → DEADLINE_EXCEEDED;
  * - the connection is down (or drops with calls in flight) → UNAVAILABLE at once;
  * - the serving side failed → the same InvocationError code it raised, with its message.
  *
- * Deadlines cross hosts as a budget: the receiver gives the handler `deadline − sent` ms from
- * when the envelope arrives, so clock offsets between hosts do not shorten or stretch calls.
+ * Serving: one queue-group subscription per target, so several hosts serving the same actor
+ * share its load (at batch granularity). Every batch is verified once (framing, signature, host
+ * allow-list, freshness, subject matching the signed target); anything else is dropped whole
+ * with a (rate-limited) log line and never answered. Each item is dispatched on its own and
+ * answered on `<reply>.<id>`, `reply` being the caller's inbox prefix from the signed body; a
+ * turn's replies leave together at its end. A target that stops being served drains: batches
+ * already routed to it are declined (not run), and their callers send them again elsewhere.
+ *
+ * Deadlines cross hosts as a budget: the receiver gives each item `deadline − sent` ms from
+ * when the batch arrives, so clock offsets between hosts do not shorten or stretch calls.
  * `sent` must be within `maxClockSkewMs` of the receiver's clock, which bounds replays.
  */
 import type { Logger } from 'pino';
@@ -26,10 +28,11 @@ import { z } from 'zod';
 import { createInbox, Events, type Msg, type NatsConnection, type Status, type Subscription } from 'nats';
 import type { Bus, BusHandler, BusInvocation, BusSubscription, BusTarget } from '../bus.ts';
 import { isPublicKey } from '../claims/keys.ts';
-import { InvocationError, type InvocationErrorCode } from '../errors.ts';
+import { InvocationError } from '../errors.ts';
 import { parseWith } from '../options.ts';
 import type { ActorClaims } from '../types.ts';
-import { decodeEnvelope, decodeReply, encodeEnvelope, encodeErrorReply, encodeOkReply, hostKeyFromSeed, type HostKey } from './envelope.ts';
+import { decodeBatch, encodeDeclinedReply, encodeErrorReply, encodeOkReply, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey } from './envelope.ts';
+import { OutboundCalls } from './outbound-calls.ts';
 import { latticeIdSchema, rpcSubject } from './subjects.ts';
 import type { KeyObject } from 'node:crypto';
 
@@ -49,10 +52,15 @@ export const natsBusOptionsSchema = z
     maxClockSkewMs: z.number().int().min(1000).default(60_000),
     /**
      * Sign outgoing invocations and require valid signatures on incoming ones (waSCC's
-     * antiforgery). Default true. Turn it off only on every host of a lattice secured by NATS
-     * itself (accounts, TLS): it saves ~150 µs of Ed25519 work per cross-host call.
+     * antiforgery). Default true. Signatures cover a whole batch (one per target per event-loop
+     * turn), so their cost is shared by every call of the batch. Turn it off only on every host
+     * of a lattice secured by NATS itself (accounts, TLS).
      */
     antiforgery: z.boolean().default(true),
+    /** Calls one batch carries at most; more in one turn are split. Default 256. */
+    maxBatchItems: z.number().int().min(1).max(MAX_BATCH_ITEMS).default(256),
+    /** Bytes one batch message may take at most (the server's max payload bounds it too). Default 1 MiB. */
+    maxBatchBytes: z.number().int().min(4096).default(1024 * 1024),
     /** Calls in flight at most; more fail with UNAVAILABLE (backpressure). Default 65536. */
     maxPending: z.number().int().min(1).default(65_536),
   })
@@ -72,26 +80,10 @@ export interface LatticeInvocation extends BusInvocation {
   claims?: ActorClaims;
 }
 
-const INVOCATION_CODES = new Set<string>([
-  'DEADLINE_EXCEEDED',
-  'TRAP',
-  'GUEST_ERROR',
-  'ACTOR_NOT_FOUND',
-  'NOT_CLAIMED',
-  'NOT_LINKED',
-  'NO_PROVIDER',
-  'PROVIDER_ERROR',
-  'BAD_PAYLOAD',
-  'UNAVAILABLE',
-  'STOPPING',
-]);
-
-interface Pending {
-  resolve: (v: Uint8Array) => void;
-  reject: (e: unknown) => void;
-  deadline: number;
-  target: string;
-  operation: string;
+/** A served target; `closing` once its subscription drains (late batches are declined). */
+interface Serving {
+  sub: Subscription;
+  closing: boolean;
 }
 
 export interface NatsBusStats {
@@ -99,9 +91,15 @@ export interface NatsBusStats {
   requested: number;
   /** Invocations served by this bus's handlers. */
   served: number;
-  /** Messages dropped as garbled, forged, stale or misrouted. */
+  /** Messages dropped as garbled, forged, stale or misrouted (a dropped batch counts once). */
   dropped: number;
-  /** Calls in flight now. */
+  /** Batch messages sent (each signed once when antiforgery is on) / accepted. */
+  batchesSent: number;
+  batchesReceived: number;
+  /** Items this bus declined (arrived while it stopped serving their target) / calls it sent again after a decline. */
+  declined: number;
+  resent: number;
+  /** Calls in flight now (sent, or queued for the end of this turn). */
   pending: number;
 }
 
@@ -112,17 +110,19 @@ export class NatsBus implements Bus {
   readonly #key: HostKey;
   readonly #allowed: ReadonlySet<string>;
   readonly #keyCache = new Map<string, KeyObject>();
-  readonly #inbox: string;
-  readonly #inboxLen: number;
+  readonly #calls: OutboundCalls;
   readonly #replySub: Subscription;
-  readonly #serving = new Set<Subscription>();
-  readonly #pending = new Map<string, Pending>();
-  #seq = 0;
-  #sweep: NodeJS.Timeout | undefined;
+  readonly #serving = new Set<Serving>();
+  /** Subscriptions draining after close (their late batches are declined). */
+  readonly #draining = new Set<Promise<void>>();
+  /** Replies of this turn: subject, frame, subject, frame… */
+  #replies: (string | Uint8Array)[] = [];
+  #replyTimer: NodeJS.Immediate | undefined;
+  readonly #flushReplies = () => this.#sendReplies();
   #connected = true;
   #closed = false;
   #statusIter: { stop(): void } | undefined;
-  #stats = { requested: 0, served: 0, dropped: 0 };
+  #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0 };
   #dropWindowStart = 0;
   #dropWindowCount = 0;
 
@@ -133,9 +133,9 @@ export class NatsBus implements Bus {
     this.#key = hostKeyFromSeed(this.options.hostSeed);
     this.#log = logger.child({ bus: 'nats', lattice: this.options.lattice });
     this.#allowed = new Set(this.options.allowedHosts);
-    this.#inbox = createInbox();
-    this.#inboxLen = this.#inbox.length + 1;
-    this.#replySub = nc.subscribe(`${this.#inbox}.*`, { callback: (err, m) => (err ? this.#log.warn({ err: err.message }, 'reply subscription error') : this.#onReply(m)) });
+    const inbox = createInbox();
+    this.#calls = new OutboundCalls(nc, this.options, this.#key, inbox, () => this.connected);
+    this.#replySub = nc.subscribe(`${inbox}.*`, { callback: (err, m) => (err ? this.#log.warn({ err: err.message }, 'reply subscription error') : this.#calls.onReply(m)) });
     this.#connected = !nc.isClosed();
     void this.#watchStatus();
   }
@@ -150,161 +150,164 @@ export class NatsBus implements Bus {
   }
 
   stats(): NatsBusStats {
-    return { ...this.#stats, pending: this.#pending.size };
+    return { ...this.#stats, ...this.#calls.stats, pending: this.#calls.inFlight };
   }
 
-  /** Resolves once the server has seen every subscription and message sent so far. */
+  /** Sends what this turn queued, then resolves once the server has seen every subscription and message sent so far. */
   flush(): Promise<void> {
+    this.#calls.flushNow();
     return this.#nc.flush();
   }
 
   serve(target: BusTarget, handler: BusHandler): BusSubscription {
     if (this.#closed) throw new InvocationError('STOPPING', 'the NATS bus is closed');
     const subject = rpcSubject(this.options.lattice, target);
-    const sub = this.#nc.subscribe(subject, {
-      queue: this.options.queueGroup,
-      callback: (err, m) => {
-        if (err) {
-          this.#log.warn({ err: err.message, target }, 'serve subscription error');
-          return;
-        }
-        this.#onInvocation(target, handler, m);
-      },
-    });
-    this.#serving.add(sub);
-    this.#log.debug({ target, subject }, 'serving');
-    return {
-      close: () => {
-        if (!this.#serving.delete(sub)) return;
-        sub.unsubscribe();
-      },
+    const serving: Serving = {
+      closing: false,
+      sub: this.#nc.subscribe(subject, {
+        queue: this.options.queueGroup,
+        callback: (err, m) => {
+          if (err) {
+            this.#log.warn({ err: err.message, target }, 'serve subscription error');
+            return;
+          }
+          this.#onInvocation(target, serving.closing ? undefined : handler, m);
+        },
+      }),
     };
+    this.#serving.add(serving);
+    this.#log.debug({ target, subject }, 'serving');
+    return { close: () => this.#stopServing(serving) };
+  }
+
+  /**
+   * Stops serving without losing calls: the subscription drains (the server stops routing to
+   * it; what it had already routed still arrives) and every item that arrives meanwhile is
+   * declined, so its caller sends it again, to another host of the queue group if there is one.
+   */
+  #stopServing(serving: Serving): void {
+    if (!this.#serving.delete(serving)) return;
+    serving.closing = true;
+    if (!this.#connected || this.#nc.isClosed()) {
+      serving.sub.unsubscribe();
+      return;
+    }
+    const drained = serving.sub.drain().catch(() => undefined);
+    this.#draining.add(drained);
+    void drained.then(() => this.#draining.delete(drained));
   }
 
   request(inv: BusInvocation): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new InvocationError('STOPPING', 'the NATS bus is closed'));
     if (!this.#connected) return Promise.reject(new InvocationError('UNAVAILABLE', `lattice unavailable: NATS is disconnected, cannot reach ${inv.target}`));
-    const now = Date.now();
-    if (inv.deadline <= now) return Promise.reject(new InvocationError('DEADLINE_EXCEEDED', `deadline passed before ${inv.target} was called`));
-    if (this.#pending.size >= this.options.maxPending) {
-      return Promise.reject(new InvocationError('UNAVAILABLE', `lattice busy: ${this.#pending.size} calls in flight`));
-    }
-    const id = (this.#seq++).toString(36);
-    let frame: Uint8Array;
-    try {
-      frame = encodeEnvelope(
-        {
-          id,
-          origin: inv.origin,
-          target: inv.target,
-          operation: inv.operation,
-          msg: inv.msg,
-          hostId: this.#key.publicKey,
-          deadline: inv.deadline,
-          sent: now,
-          ...(inv.actor !== undefined ? { actor: inv.actor } : {}),
-          ...(inv.linkName !== undefined ? { linkName: inv.linkName } : {}),
-          ...((inv as Partial<LatticeInvocation>).claims ? { claims: (inv as LatticeInvocation).claims } : {}),
-        },
-        this.#key,
-        { sign: this.options.antiforgery },
-      );
-    } catch (err) {
-      return Promise.reject(new InvocationError('BAD_PAYLOAD', `cannot encode invocation of ${inv.target}: ${(err as Error).message}`, { cause: err }));
-    }
-    return new Promise<Uint8Array>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, deadline: inv.deadline, target: inv.target, operation: inv.operation });
-      this.#stats.requested++;
-      try {
-        this.#nc.publish(rpcSubject(this.options.lattice, inv.target), frame, { reply: `${this.#inbox}.${id}` });
-      } catch (err) {
-        this.#pending.delete(id);
-        const code = (err as { code?: string }).code;
-        if (code === 'MAX_PAYLOAD_EXCEEDED') {
-          reject(new InvocationError('BAD_PAYLOAD', `invocation of ${inv.target} is too large for NATS (${frame.byteLength} bytes)`, { cause: err }));
-        } else {
-          reject(new InvocationError('UNAVAILABLE', `lattice unavailable: ${(err as Error).message}`, { cause: err }));
-        }
-        return;
-      }
-      if (this.#sweep === undefined) this.#startSweep();
-    });
+    return this.#calls.request(inv);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const sub of this.#serving) sub.unsubscribe();
-    this.#serving.clear();
+    for (const serving of [...this.#serving]) this.#stopServing(serving);
     this.#replySub.unsubscribe();
     this.#statusIter?.stop();
-    this.#failAll('STOPPING', 'the NATS bus closed');
-    this.#stopSweep();
-    if (!this.#nc.isClosed()) await this.#nc.flush().catch(() => undefined);
+    this.#calls.failAll('STOPPING', 'the NATS bus closed');
+    if (this.#replyTimer !== undefined) {
+      clearImmediate(this.#replyTimer);
+      this.#sendReplies();
+    }
+    // Replies already answered go out before close returns; never wait on a connection that is
+    // down (a flush would wait for the reconnect), and never long.
+    if (!this.#nc.isClosed() && this.#connected) {
+      let timer: NodeJS.Timeout | undefined;
+      const settled = Promise.all([...this.#draining, this.#nc.flush().catch(() => undefined)]);
+      await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+      // Declines of batches that arrived while draining are replies of this turn.
+      if (this.#replyTimer !== undefined) {
+        clearImmediate(this.#replyTimer);
+        this.#sendReplies();
+      }
+    }
   }
 
   // ------------------------------------------------------------------ serving side
 
-  #onInvocation(target: string, handler: BusHandler, m: Msg): void {
-    let env;
+  /** `handler` is undefined while the subscription drains: verified items are then declined. */
+  #onInvocation(target: string, handler: BusHandler | undefined, m: Msg): void {
+    let batch;
     try {
-      env = decodeEnvelope(m.data, { allowedHosts: this.#allowed, keyCache: this.#keyCache, requireSignature: this.options.antiforgery });
+      batch = decodeBatch(m.data, { allowedHosts: this.#allowed, keyCache: this.#keyCache, requireSignature: this.options.antiforgery });
     } catch (err) {
       this.#drop(m.subject, (err as Error).message);
       return;
     }
-    if (env.target !== target) {
-      this.#drop(m.subject, `envelope for ${env.target} arrived on the subject of ${target}`, env.hostId);
+    if (batch.target !== target) {
+      this.#drop(m.subject, `batch for ${batch.target} arrived on the subject of ${target}`, batch.hostId);
       return;
     }
     const now = Date.now();
-    if (Math.abs(now - env.sent) > this.options.maxClockSkewMs) {
-      this.#drop(m.subject, `envelope sent ${now - env.sent} ms from this host's clock (over ${this.options.maxClockSkewMs} ms: stale, replayed or clocks apart)`, env.hostId);
+    if (Math.abs(now - batch.sent) > this.options.maxClockSkewMs) {
+      this.#drop(m.subject, `batch sent ${now - batch.sent} ms from this host's clock (over ${this.options.maxClockSkewMs} ms: stale, replayed or clocks apart)`, batch.hostId);
       return;
     }
-    this.#stats.served++;
-    const deadline = now + (env.deadline - env.sent);
-    const reply = m.reply;
-    if (deadline <= now) {
-      if (reply) this.#respond(reply, encodeErrorReply('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+    this.#stats.batchesReceived++;
+    if (!handler) {
+      for (const item of batch.items) this.#respond(`${batch.reply}.${item.id}`, encodeDeclinedReply(`${target} is no longer served by host ${this.hostId}`));
+      this.#stats.declined += batch.items.length;
       return;
     }
-    const inv: LatticeInvocation = {
-      origin: env.origin,
-      target: env.target,
-      operation: env.operation,
-      msg: env.msg,
-      deadline,
-      fromHost: env.hostId,
-      ...(env.actor !== undefined ? { actor: env.actor } : {}),
-      ...(env.linkName !== undefined ? { linkName: env.linkName } : {}),
-      ...(env.claims !== undefined ? { claims: env.claims } : {}),
-    };
-    let result: Promise<Uint8Array>;
-    try {
-      result = handler(inv);
-    } catch (err) {
-      result = Promise.reject(err);
+    for (const item of batch.items) {
+      this.#stats.served++;
+      const reply = `${batch.reply}.${item.id}`;
+      const deadline = now + (item.deadline - batch.sent);
+      if (deadline <= now) {
+        this.#respond(reply, encodeErrorReply('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+        continue;
+      }
+      const inv: LatticeInvocation = {
+        origin: item.origin,
+        target,
+        operation: item.operation,
+        msg: item.msg,
+        deadline,
+        fromHost: batch.hostId,
+        ...(item.actor !== undefined ? { actor: item.actor } : {}),
+        ...(item.linkName !== undefined ? { linkName: item.linkName } : {}),
+        ...(item.claims !== undefined ? { claims: item.claims } : {}),
+      };
+      let result: Promise<Uint8Array>;
+      try {
+        result = handler(inv);
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+      result.then(
+        (bytes) => this.#respond(reply, encodeOkReply(bytes instanceof Uint8Array ? bytes : new Uint8Array(0))),
+        (err: unknown) => {
+          // Errors without a code of their own are reported as ERROR; the caller maps it by target kind.
+          const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ERROR';
+          const message = err instanceof Error ? err.message : String(err);
+          this.#respond(reply, encodeErrorReply(code, message));
+        },
+      );
     }
-    result.then(
-      (bytes) => {
-        if (reply) this.#respond(reply, encodeOkReply(bytes instanceof Uint8Array ? bytes : new Uint8Array(0)));
-      },
-      (err: unknown) => {
-        if (!reply) return;
-        // Errors without a code of their own are reported as ERROR; the caller maps it by target kind.
-        const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ERROR';
-        const message = err instanceof Error ? err.message : String(err);
-        this.#respond(reply, encodeErrorReply(code, message));
-      },
-    );
   }
 
+  /** Replies wait for the end of the turn too, so a turn's replies leave in one socket write. */
   #respond(reply: string, frame: Uint8Array): void {
-    try {
-      this.#nc.publish(reply, frame);
-    } catch (err) {
-      this.#log.debug({ err: (err as Error).message }, 'could not send a reply');
+    this.#replies.push(reply, frame);
+    if (this.#replyTimer === undefined) this.#replyTimer = setImmediate(this.#flushReplies);
+  }
+
+  #sendReplies(): void {
+    this.#replyTimer = undefined;
+    const replies = this.#replies;
+    this.#replies = [];
+    for (let i = 0; i < replies.length; i += 2) {
+      try {
+        this.#nc.publish(replies[i] as string, replies[i + 1] as Uint8Array);
+      } catch (err) {
+        this.#log.debug({ err: (err as Error).message }, 'could not send a reply');
+      }
     }
   }
 
@@ -320,78 +323,20 @@ export class NatsBus implements Bus {
     if (++this.#dropWindowCount <= 20) this.#log.warn({ subject, reason, ...(fromHost ? { fromHost } : {}) }, 'dropped lattice message');
   }
 
-  // ------------------------------------------------------------------ calling side
-
-  #onReply(m: Msg): void {
-    const id = m.subject.slice(this.#inboxLen);
-    const p = this.#pending.get(id);
-    if (!p) return; // late reply to a call that already failed (deadline, disconnect)
-    this.#pending.delete(id);
-    const headers = m.headers;
-    if (headers && headers.code === 503) {
-      p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
-      return;
-    }
-    let reply;
-    try {
-      reply = decodeReply(m.data);
-    } catch (err) {
-      p.reject(new InvocationError('BAD_PAYLOAD', `garbled reply from ${p.target}: ${(err as Error).message}`, { cause: err }));
-      return;
-    }
-    if (reply.ok) {
-      p.resolve(reply.result);
-      return;
-    }
-    if (INVOCATION_CODES.has(reply.code)) {
-      p.reject(new InvocationError(reply.code as InvocationErrorCode, reply.message));
-    } else {
-      // Provider errors keep their own code (BAD_REQUEST…) as the cause; the actor sees the message.
-      const code: InvocationErrorCode = p.target.startsWith('provider.') ? 'PROVIDER_ERROR' : 'GUEST_ERROR';
-      p.reject(new InvocationError(code, reply.message, { cause: { code: reply.code } }));
-    }
-  }
-
-  #startSweep(): void {
-    this.#sweep = setInterval(() => {
-      const now = Date.now();
-      for (const [id, p] of this.#pending) {
-        if (p.deadline <= now) {
-          this.#pending.delete(id);
-          p.reject(new InvocationError('DEADLINE_EXCEEDED', `${p.target} did not answer ${p.operation} in time`));
-        }
-      }
-      if (this.#pending.size === 0) this.#stopSweep();
-    }, this.options.sweepIntervalMs);
-    this.#sweep.unref();
-  }
-
-  #stopSweep(): void {
-    if (this.#sweep !== undefined) clearInterval(this.#sweep);
-    this.#sweep = undefined;
-  }
-
-  #failAll(code: InvocationErrorCode, why: string): void {
-    if (this.#pending.size === 0) return;
-    const all = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const p of all) p.reject(new InvocationError(code, `${why}; the call to ${p.target} (${p.operation}) may or may not have run`));
-  }
-
   async #watchStatus(): Promise<void> {
     // The iterator nats.js returns can be stopped; its declared type does not say so.
     const iter = this.#nc.status() as AsyncIterable<Status> & { stop(): void };
     this.#statusIter = iter;
     void this.#nc.closed().then(() => {
       this.#connected = false;
-      this.#failAll('UNAVAILABLE', 'lattice unavailable: the NATS connection closed');
+      this.#calls.failAll('UNAVAILABLE', 'lattice unavailable: the NATS connection closed');
       iter.stop();
     });
     try {
       for await (const s of iter) {
         if (s.type === Events.Disconnect) {
           this.#connected = false;
-          this.#failAll('UNAVAILABLE', 'lattice unavailable: NATS disconnected');
+          this.#calls.failAll('UNAVAILABLE', 'lattice unavailable: NATS disconnected');
         } else if (s.type === Events.Reconnect) {
           this.#connected = true;
         }

@@ -1,0 +1,335 @@
+/**
+ * The lattice, against two ceilings measured in the same run with the same autocannon load:
+ * - raw `node:http` hello-world (the HTTP ceiling);
+ * - a bare HTTP → NATS `request()` → trivial responder bridge, in two processes (the NATS ceiling:
+ *   what one hop over NATS costs with the stock client and nothing else);
+ * - wasmlet: `wasmlet provider http-server` in one process → `wasmlet host` running waSCC's
+ *   kvcounter in another → key-value, either in the host's process (memory backend) or in a
+ *   third process (`wasmlet provider keyvalue`, memory backend), antiforgery on and off, and
+ *   the third-process variant again with 8 workers on the host (a waPC host call blocks its
+ *   worker for the round trip, so workers bound the calls in flight);
+ * - the in-process path (`wasmlet up`, same actor, memory key-value), so the hop's cost shows.
+ * Plus the bus alone: calls/s between two NatsBus instances in one process, signed and not.
+ *
+ * Every path talks to one nats-server this run starts (loopback, free port, JetStream for the
+ * lattice's link bucket); each lattice path gets a lattice id of its own.
+ *
+ * Usage: node --import tsx bench/lattice.ts [--duration 10 --connections 50 --repeat 3] [--only http|bus]
+ *        [--two-processes-only] (skip the variants with key-value in a third process)
+ * (`--bridge-http` and `--bridge-responder` are the child-process modes it uses itself.)
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import pino from 'pino';
+import { connectNats, generateKeyPair, NatsBus } from '../host/index.ts';
+import { startNatsServer, type NatsServer } from '../test/helpers/nats-server.ts';
+import { rawNodeHttp } from './http.ts';
+import { freePort, load, loadOptionsFromArgs, root, startProcess, type LoadOptions, type LoadResult } from './lib.ts';
+
+const SELF = join(root, 'bench', 'lattice.ts');
+const WASMLET = join(root, 'bin', 'wasmlet.mjs');
+const KVCOUNTER_WASM = join(root, '..', 'shared', 'fixtures', 'wascc', 'kvcounter.wasm');
+const KVCOUNTER = 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ';
+const BRIDGE_SUBJECT = 'bench.bridge';
+
+export const names = {
+  raw: 'raw node:http',
+  bridge: 'HTTP → NATS request() → responder',
+  lattice2: 'lattice: HTTP proc → kvcounter host (KV in host)',
+  lattice2Off: 'lattice: HTTP proc → kvcounter host (KV in host), no antiforgery',
+  lattice3: 'lattice: HTTP proc → kvcounter host → KV proc',
+  lattice3Off: 'lattice: HTTP proc → kvcounter host → KV proc, no antiforgery',
+  lattice3Workers: 'lattice: HTTP proc → kvcounter host (8 workers) → KV proc',
+  local: 'in-process: wasmlet up kvcounter (memory KV)',
+} as const;
+
+/** Targets as ratios to the bridge. */
+export const bridgeTargets: Record<string, number> = { [names.lattice2]: 1.2 };
+
+// ------------------------------------------------------------------ child modes
+
+/** Child mode: answers every request on the subject with a fixed body. */
+async function bridgeResponder(url: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  const body = new TextEncoder().encode('hello world');
+  nc.subscribe(BRIDGE_SUBJECT, { callback: (_err, m) => m.respond(body) });
+  await nc.flush();
+  process.stdout.write('responder ready\n');
+  process.on('SIGTERM', () => void nc.close().then(() => process.exit(0)));
+}
+
+/** Child mode: HTTP server that turns each request into one stock `request()` over NATS. */
+async function bridgeHttp(url: string, port: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  const server = createServer((req, res) => {
+    nc.request(BRIDGE_SUBJECT, new Uint8Array(0), { timeout: 5000 }).then(
+      (m) => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': m.data.length });
+        res.end(m.data);
+      },
+      (err: Error) => {
+        res.writeHead(503);
+        res.end(err.message);
+      },
+    );
+  });
+  server.listen(port, '127.0.0.1', () => process.stdout.write('bridge ready\n'));
+  process.on('SIGTERM', () => server.close(() => void nc.close().then(() => process.exit(0))));
+}
+
+// ------------------------------------------------------------------ helpers
+
+type Proc = Awaited<ReturnType<typeof startProcess>>;
+
+async function stopAll(procs: Proc[]): Promise<void> {
+  await Promise.all(procs.map((p) => p.stop()));
+}
+
+/** Runs `wasmlet ARGS…` to completion; rejects with its output when it fails. */
+function wasmletCmd(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [WASMLET, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d));
+    p.stderr.on('data', (d: Buffer) => (out += d));
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`wasmlet ${args.join(' ')} exited ${code}: ${out}`))));
+  });
+}
+
+/** Polls the URL until it answers 200 (links reach providers asynchronously). */
+async function until200(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      last = `${res.status} ${await res.text()}`;
+      if (res.status === 200) return;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}
+
+// ------------------------------------------------------------------ paths
+
+async function bridge(nats: NatsServer, opts: LoadOptions): Promise<LoadResult> {
+  const port = await freePort();
+  const procs: Proc[] = [];
+  try {
+    procs.push(await startProcess(['--import', 'tsx', SELF, '--bridge-responder', nats.url], 'responder ready'));
+    procs.push(await startProcess(['--import', 'tsx', SELF, '--bridge-http', nats.url, String(port)], 'bridge ready'));
+    await until200(`http://127.0.0.1:${port}/`);
+    return await load(names.bridge, `http://127.0.0.1:${port}/`, opts);
+  } finally {
+    await stopAll(procs);
+  }
+}
+
+let latticeSeq = 0;
+
+/** HTTP provider process → host process running kvcounter → key-value in the host or in a third process. */
+async function lattice(name: string, nats: NatsServer, dir: string, kv: 'host' | 'process', antiforgery: boolean, opts: LoadOptions, hostArgs: string[] = []): Promise<LoadResult> {
+  const latticeId = `bench${process.pid}x${latticeSeq++}`;
+  const env = { NATS_URL: nats.url, WASMLET_LATTICE: latticeId };
+  const flags = ['--log-level', 'warn', ...(antiforgery ? [] : ['--no-antiforgery'])];
+  const manifest = join(dir, `${latticeId}.yaml`);
+  // With the key-value link in the manifest, the host runs a memory key-value provider itself.
+  await writeFile(manifest, `actors: [${KVCOUNTER_WASM}]\n${kv === 'host' ? `bindings:\n  - actor: ${KVCOUNTER}\n    capability: wascc:keyvalue\n` : ''}`);
+  const port = await freePort();
+  const procs: Proc[] = [];
+  try {
+    procs.push(await startProcess([WASMLET, 'host', '--manifest', manifest, ...hostArgs, ...flags], 'wasmlet host is up', env));
+    procs.push(await startProcess([WASMLET, 'provider', 'http-server', ...flags], 'wasmlet provider http-server is up', env));
+    if (kv === 'process') {
+      procs.push(await startProcess([WASMLET, 'provider', 'keyvalue', ...flags], 'wasmlet provider keyvalue is up', env));
+      await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:keyvalue'], env);
+    }
+    await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1'], env);
+    await until200(`http://127.0.0.1:${port}/warm`);
+    return await load(name, `http://127.0.0.1:${port}/bench/counter`, opts);
+  } finally {
+    await stopAll(procs);
+  }
+}
+
+async function inProcess(dir: string, opts: LoadOptions): Promise<LoadResult> {
+  const port = await freePort();
+  const manifest = join(dir, 'local.yaml');
+  await writeFile(
+    manifest,
+    `actors: [${KVCOUNTER_WASM}]\nbindings:\n  - actor: ${KVCOUNTER}\n    capability: wascc:http_server\n    values: { PORT: "${port}", ADDRESS: 127.0.0.1 }\n  - actor: ${KVCOUNTER}\n    capability: wascc:keyvalue\n`,
+  );
+  const server = await startProcess([WASMLET, 'up', manifest, '--log-level', 'warn'], 'wasmlet is up');
+  try {
+    await until200(`http://127.0.0.1:${port}/warm`);
+    return await load(names.local, `http://127.0.0.1:${port}/bench/counter`, opts);
+  } finally {
+    await server.stop();
+  }
+}
+
+// ------------------------------------------------------------------ the bus alone
+
+export interface BusResult {
+  antiforgery: boolean;
+  inFlight: number;
+  callsPerSec: number;
+  /** Calls per batch message, on average. */
+  perBatch: number;
+}
+
+/** Two buses on two connections in this process; `inFlight` callers loop for `seconds`. */
+export async function busThroughput(nats: NatsServer, antiforgery: boolean, inFlight: number, seconds: number): Promise<BusResult> {
+  const logger = pino({ level: 'silent' });
+  const lattice = `busbench${latticeSeq++}`;
+  const [nca, ncb] = [await connectNats({ servers: [nats.url] }, logger), await connectNats({ servers: [nats.url] }, logger)];
+  const a = new NatsBus(nca, { lattice, hostSeed: generateKeyPair('server').seed, antiforgery }, logger);
+  const b = new NatsBus(ncb, { lattice, hostSeed: generateKeyPair('server').seed, antiforgery }, logger);
+  try {
+    b.serve('actor.MBENCH', async (inv) => inv.msg);
+    await b.flush();
+    const msg = new Uint8Array(64);
+    let done = 0;
+    let stop = false;
+    const caller = async () => {
+      while (!stop) {
+        await a.request({ origin: 'MCALLER', target: 'actor.MBENCH', operation: 'Echo', msg, deadline: Date.now() + 5000 });
+        done++;
+      }
+    };
+    const callers = Array.from({ length: inFlight }, caller);
+    await new Promise((r) => setTimeout(r, 1000)); // warm-up
+    const [n0, b0, t0] = [done, a.stats().batchesSent, performance.now()];
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const [n1, b1, t1] = [done, a.stats().batchesSent, performance.now()];
+    stop = true;
+    await Promise.all(callers);
+    return { antiforgery, inFlight, callsPerSec: (n1 - n0) / ((t1 - t0) / 1000), perBatch: (n1 - n0) / Math.max(1, b1 - b0) };
+  } finally {
+    await a.close();
+    await b.close();
+    await nca.close();
+    await ncb.close();
+  }
+}
+
+// ------------------------------------------------------------------ the run
+
+export interface LatticeBench {
+  /** Every measured run of every path, by path name, in run order. */
+  runs: Record<string, LoadResult[]>;
+  bus: BusResult[];
+  repeat: number;
+}
+
+export interface LatticeRunOptions {
+  only?: 'http' | 'bus';
+  /** Measure every path this many times, interleaved (the machine may be shared). Default 1. */
+  repeat?: number;
+  /** Include the three-process variants (key-value in its own process). Default true. */
+  threeProcesses?: boolean;
+}
+
+export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): Promise<LatticeBench> {
+  const repeat = options.repeat ?? 1;
+  const dir = await mkdtemp(join(tmpdir(), 'wasmlet-bench-lattice-'));
+  const nats = await startNatsServer();
+  const runs: Record<string, LoadResult[]> = {};
+  const bus: BusResult[] = [];
+  const record = (r: LoadResult) => (runs[r.name] ??= []).push(r);
+  try {
+    if (options.only !== 'http') {
+      for (const antiforgery of [true, false]) {
+        for (const inFlight of [16, 256]) bus.push(await busThroughput(nats, antiforgery, inFlight, Math.max(2, Math.min(opts.durationSec, 5))));
+      }
+    }
+    if (options.only !== 'bus') {
+      for (let i = 0; i < repeat; i++) {
+        record(await rawNodeHttp(opts));
+        record(await bridge(nats, opts));
+        record(await lattice(names.lattice2, nats, dir, 'host', true, opts));
+        record(await lattice(names.lattice2Off, nats, dir, 'host', false, opts));
+        if (options.threeProcesses ?? true) {
+          record(await lattice(names.lattice3, nats, dir, 'process', true, opts));
+          record(await lattice(names.lattice3Off, nats, dir, 'process', false, opts));
+          // A waPC host call blocks its worker until the reply is back, so with key-value a hop
+          // away the worker count bounds the calls in flight; more workers, more overlap.
+          record(await lattice(names.lattice3Workers, nats, dir, 'process', true, opts, ['--workers', '8']));
+        }
+        record(await inProcess(dir, opts));
+      }
+    }
+    return { runs, bus, repeat };
+  } finally {
+    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The run with the median req/s (the lower middle one for an even count). */
+function medianRun(rs: LoadResult[]): LoadResult {
+  return [...rs].sort((a, b) => a.reqPerSec - b.reqPerSec)[Math.floor((rs.length - 1) / 2)]!;
+}
+
+export function report(r: LatticeBench): string {
+  const parts: string[] = [];
+  const raw = r.runs[names.raw];
+  const bridgeRuns = r.runs[names.bridge];
+  if (raw && bridgeRuns) {
+    const rawMed = medianRun(raw);
+    const bridgeMed = medianRun(bridgeRuns);
+    const many = r.repeat > 1;
+    parts.push(
+      `| path | req/s${many ? ` (median of ${r.repeat})` : ''} |${many ? ' best |' : ''} × raw | × bridge | target (× bridge) | p50 ms | p99 ms | errors/non-2xx |`,
+      `|---|---:|${many ? '---:|' : ''}---:|---:|---:|---:|---:|---:|`,
+    );
+    for (const [name, rs] of Object.entries(r.runs)) {
+      const m = medianRun(rs);
+      const best = Math.max(...rs.map((x) => x.reqPerSec));
+      const vsBridge = m.reqPerSec / bridgeMed.reqPerSec;
+      const target = bridgeTargets[name];
+      const mark = target === undefined ? '' : `${vsBridge >= target ? '≥' : '<'} ${target}`;
+      const errors = rs.reduce((n, x) => n + x.errors, 0);
+      const non2xx = rs.reduce((n, x) => n + x.non2xx, 0);
+      parts.push(
+        `| ${name} | ${Math.round(m.reqPerSec)} |${many ? ` ${Math.round(best)} |` : ''} ${(m.reqPerSec / rawMed.reqPerSec).toFixed(2)} | ${vsBridge.toFixed(2)} | ${mark} | ${m.p50} | ${m.p99} | ${errors}/${non2xx} |`,
+      );
+    }
+    parts.push('');
+  }
+  if (r.bus.length) {
+    parts.push('| bus alone (one process, two connections) | in flight | calls/s | calls per batch |', '|---|---:|---:|---:|');
+    for (const b of r.bus) parts.push(`| antiforgery ${b.antiforgery ? 'on' : 'off'} | ${b.inFlight} | ${Math.round(b.callsPerSec)} | ${b.perBatch.toFixed(1)} |`);
+  }
+  return parts.join('\n').trimEnd();
+}
+
+export function latticeOptionsFromArgs(argv: string[]): LatticeRunOptions {
+  const at = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  // `--only lattice` (from bench/run.ts) means the whole lattice section.
+  const only = at('--only') === 'lattice' ? undefined : at('--only');
+  if (only !== undefined && only !== 'http' && only !== 'bus') throw new Error(`--only must be http or bus, not ${only}`);
+  const repeat = at('--repeat');
+  return { ...(only ? { only } : {}), ...(repeat ? { repeat: Number(repeat) } : {}), ...(argv.includes('--two-processes-only') ? { threeProcesses: false } : {}) };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  if (args[0] === '--bridge-responder') await bridgeResponder(args[1]!);
+  else if (args[0] === '--bridge-http') await bridgeHttp(args[1]!, Number(args[2]));
+  else {
+    const opts = loadOptionsFromArgs(process.argv);
+    const r = await run(opts, latticeOptionsFromArgs(process.argv));
+    process.stdout.write(`\n## The NATS lattice\n\n${opts.connections} connections, ${opts.durationSec} s each, pipelining ${opts.pipelining}\n\n${report(r)}\n`);
+  }
+}

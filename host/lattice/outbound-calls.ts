@@ -1,0 +1,318 @@
+/**
+ * The calling side of the NATS bus: calls queue per target during an event-loop turn and leave
+ * at its end (`setImmediate`) as signed batches (see envelope.ts), one NATS message per target,
+ * split at the item and byte bounds. Replies come back on one wildcard subscription of a private
+ * inbox (`_INBOX.<nuid>.*`): the last token is the call's correlation id, looked up in a map. A
+ * batch's ids are consecutive, and its message's own reply subject `<inbox>.<first>-<last>` only
+ * ever receives the server's no-responders status (503), which fails that batch's calls at once.
+ * One interval timer, running only while calls are in flight, sweeps calls past their deadline.
+ * A call declined by a host that stopped serving its target (it was not run) is sent again.
+ */
+import type { Msg, NatsConnection } from 'nats';
+import type { BusInvocation } from '../bus.ts';
+import { InvocationError, type InvocationErrorCode } from '../errors.ts';
+import type { ActorClaims } from '../types.ts';
+import { batchOverhead, decodeReply, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
+import { rpcSubject } from './subjects.ts';
+
+/** What the calling side needs of the bus options (see `NatsBusOptions`). */
+export interface OutboundOptions {
+  lattice: string;
+  antiforgery: boolean;
+  maxBatchItems: number;
+  maxBatchBytes: number;
+  maxPending: number;
+  sweepIntervalMs: number;
+}
+
+/** InvocationError codes a reply may carry as they are; others map to PROVIDER_ERROR / GUEST_ERROR. */
+const INVOCATION_CODES = new Set<string>([
+  'DEADLINE_EXCEEDED',
+  'TRAP',
+  'GUEST_ERROR',
+  'ACTOR_NOT_FOUND',
+  'NOT_CLAIMED',
+  'NOT_LINKED',
+  'NO_PROVIDER',
+  'PROVIDER_ERROR',
+  'BAD_PAYLOAD',
+  'UNAVAILABLE',
+  'STOPPING',
+]);
+
+/** A call waiting for the end of the turn, when its target's batch is sent. */
+interface Queued {
+  inv: BusInvocation & { claims?: ActorClaims };
+  resolve: (v: Uint8Array) => void;
+  reject: (e: unknown) => void;
+  /** Times it was declined by a host that stopped serving the target, and sent again. */
+  resends: number;
+}
+
+/** A call sent and waiting for its reply. */
+interface Pending extends Queued {
+  target: string;
+}
+
+/** A declined call is sent again at most this many times. */
+const MAX_RESENDS = 3;
+
+export class OutboundCalls {
+  readonly stats = { requested: 0, batchesSent: 0, resent: 0 };
+  readonly #nc: NatsConnection;
+  readonly #options: OutboundOptions;
+  readonly #key: HostKey;
+  readonly #inbox: string;
+  readonly #inboxLen: number;
+  /** False while the connection is down or the bus closed: queued calls then fail instead of leaving. */
+  readonly #usable: () => boolean;
+  readonly #pending = new Map<string, Pending>();
+  /** Calls queued this turn, by target (insertion order is kept within a target). */
+  #queues = new Map<string, Queued[]>();
+  #queued = 0;
+  #flushTimer: NodeJS.Immediate | undefined;
+  readonly #flushQueues = () => this.#flush();
+  #seq = 0;
+  #sweep: NodeJS.Timeout | undefined;
+
+  constructor(nc: NatsConnection, options: OutboundOptions, key: HostKey, inbox: string, usable: () => boolean) {
+    this.#nc = nc;
+    this.#options = options;
+    this.#key = key;
+    this.#inbox = inbox;
+    this.#inboxLen = inbox.length + 1;
+    this.#usable = usable;
+  }
+
+  /** Calls sent and not answered, plus calls queued for the end of this turn. */
+  get inFlight(): number {
+    return this.#pending.size + this.#queued;
+  }
+
+  /** Queues a call for this turn's batch to its target. The bus checked that it may be sent. */
+  request(inv: Queued['inv']): Promise<Uint8Array> {
+    if (inv.deadline <= Date.now()) return Promise.reject(new InvocationError('DEADLINE_EXCEEDED', `deadline passed before ${inv.target} was called`));
+    const inFlight = this.inFlight;
+    if (inFlight >= this.#options.maxPending) {
+      return Promise.reject(new InvocationError('UNAVAILABLE', `lattice busy: ${inFlight} calls in flight`));
+    }
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#enqueue(inv.target, { inv, resolve, reject, resends: 0 });
+      this.stats.requested++;
+    });
+  }
+
+  /** Sends what this turn queued now rather than at the end of the turn. */
+  flushNow(): void {
+    if (this.#flushTimer === undefined) return;
+    clearImmediate(this.#flushTimer);
+    this.#flush();
+  }
+
+  /** Fails every call queued or in flight (disconnect, close). */
+  failAll(code: InvocationErrorCode, why: string): void {
+    if (this.#flushTimer !== undefined) clearImmediate(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#queued > 0) {
+      const queues = this.#queues;
+      this.#queues = new Map();
+      this.#queued = 0;
+      for (const [target, calls] of queues) for (const c of calls) c.reject(new InvocationError(code, `${why}; the call to ${target} (${c.inv.operation}) was not sent`));
+    }
+    if (this.#pending.size > 0) {
+      const all = [...this.#pending.values()];
+      this.#pending.clear();
+      for (const p of all) p.reject(new InvocationError(code, `${why}; the call to ${p.target} (${p.inv.operation}) may or may not have run`));
+    }
+    this.#stopSweep();
+  }
+
+  #enqueue(target: string, call: Queued): void {
+    let queue = this.#queues.get(target);
+    if (!queue) {
+      queue = [];
+      this.#queues.set(target, queue);
+    }
+    queue.push(call);
+    this.#queued++;
+    if (this.#flushTimer === undefined) this.#flushTimer = setImmediate(this.#flushQueues);
+  }
+
+  /** End of the turn: every target's queued calls go out as batches. */
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const queues = this.#queues;
+    this.#queues = new Map();
+    this.#queued = 0;
+    if (!this.#usable()) {
+      // The connection dropped (or the bus closed) during this turn: fail fast rather than sit
+      // in nats.js's reconnect buffer.
+      for (const [target, calls] of queues) {
+        for (const c of calls) c.reject(new InvocationError('UNAVAILABLE', `lattice unavailable: NATS is disconnected, cannot reach ${target}`));
+      }
+      return;
+    }
+    const maxBytes = Math.min(this.#options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity);
+    const now = Date.now();
+    for (const [target, calls] of queues) this.#sendBatches(target, calls, now, maxBytes);
+    if (this.#pending.size > 0 && this.#sweep === undefined) this.#startSweep();
+  }
+
+  #sendBatches(target: string, calls: Queued[], now: number, maxBytes: number): void {
+    const subject = rpcSubject(this.#options.lattice, target);
+    const header: BatchHeader = { hostId: this.#key.publicKey, target, sent: now, reply: this.#inbox };
+    const sign = this.#options.antiforgery;
+    const maxItems = this.#options.maxBatchItems;
+    // Upper bound of what a batch adds around its items (the array header is widest past 15 items).
+    const overhead = batchOverhead(header, 0xffff, { sign });
+    let items: Uint8Array[] = [];
+    let entries: Pending[] = [];
+    let first = 0;
+    let bytes = overhead;
+    const send = () => {
+      if (items.length === 0) return;
+      const last = first + items.length - 1;
+      const sent = entries;
+      for (let i = 0; i < sent.length; i++) this.#pending.set((first + i).toString(36), sent[i]!);
+      try {
+        this.#nc.publish(subject, frameBatch(header, items, this.#key, { sign }), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
+        this.stats.batchesSent++;
+      } catch (err) {
+        for (let i = 0; i < sent.length; i++) this.#pending.delete((first + i).toString(36));
+        const code = (err as { code?: string }).code;
+        const failure =
+          code === 'MAX_PAYLOAD_EXCEEDED'
+            ? new InvocationError('BAD_PAYLOAD', `a batch of ${sent.length} invocations of ${target} is too large for NATS`, { cause: err })
+            : new InvocationError('UNAVAILABLE', `lattice unavailable: ${(err as Error).message}`, { cause: err });
+        for (const p of sent) p.reject(failure);
+      }
+      items = [];
+      entries = [];
+      bytes = overhead;
+    };
+    for (const c of calls) {
+      const inv = c.inv;
+      if (inv.deadline <= now) {
+        c.reject(new InvocationError('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+        continue;
+      }
+      const claims = inv.claims;
+      let item: Uint8Array;
+      try {
+        item = encodeItem({
+          id: this.#seq.toString(36),
+          origin: inv.origin,
+          operation: inv.operation,
+          msg: inv.msg,
+          deadline: inv.deadline,
+          ...(inv.actor !== undefined ? { actor: inv.actor } : {}),
+          ...(inv.linkName !== undefined ? { linkName: inv.linkName } : {}),
+          ...(claims ? { claims } : {}),
+        });
+      } catch (err) {
+        c.reject(new InvocationError('BAD_PAYLOAD', `cannot encode invocation of ${target}: ${(err as Error).message}`, { cause: err }));
+        continue;
+      }
+      if (overhead + item.byteLength > maxBytes) {
+        c.reject(new InvocationError('BAD_PAYLOAD', `invocation of ${target} is too large for NATS (${item.byteLength} bytes, at most ${maxBytes - overhead})`));
+        continue;
+      }
+      if (items.length >= maxItems || bytes + item.byteLength > maxBytes) send();
+      // Ids are consumed only by calls that are sent, so a batch's ids are consecutive.
+      if (items.length === 0) first = this.#seq;
+      this.#seq++;
+      items.push(item);
+      bytes += item.byteLength;
+      entries.push({ ...c, target });
+    }
+    send();
+  }
+
+  /** A message on the inbox: a reply to one call, or a status of a whole batch. */
+  onReply(m: Msg): void {
+    const id = m.subject.slice(this.#inboxLen);
+    if (id.includes('-')) {
+      this.#onBatchStatus(id, m);
+      return;
+    }
+    const p = this.#pending.get(id);
+    if (!p) return; // late reply to a call that already failed (deadline, disconnect)
+    this.#pending.delete(id);
+    const headers = m.headers;
+    if (headers && headers.code === 503) {
+      p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
+      return;
+    }
+    let reply;
+    try {
+      reply = decodeReply(m.data);
+    } catch (err) {
+      p.reject(new InvocationError('BAD_PAYLOAD', `garbled reply from ${p.target}: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
+    if (reply.ok) {
+      p.resolve(reply.result);
+      return;
+    }
+    if (reply.declined) {
+      // Not run: the host that got it stops serving the target. Send it again while time allows.
+      if (p.resends < MAX_RESENDS && p.inv.deadline > Date.now() && this.#usable()) {
+        this.stats.resent++;
+        this.#enqueue(p.target, { inv: p.inv, resolve: p.resolve, reject: p.reject, resends: p.resends + 1 });
+      } else {
+        p.reject(new InvocationError('UNAVAILABLE', `${p.target} was declined by every host it was sent to (${p.resends + 1} times: ${reply.message})`));
+      }
+      return;
+    }
+    if (INVOCATION_CODES.has(reply.code)) {
+      p.reject(new InvocationError(reply.code as InvocationErrorCode, reply.message));
+    } else {
+      // Provider errors keep their own code (BAD_REQUEST…) as the cause; the actor sees the message.
+      const code: InvocationErrorCode = p.target.startsWith('provider.') ? 'PROVIDER_ERROR' : 'GUEST_ERROR';
+      p.reject(new InvocationError(code, reply.message, { cause: { code: reply.code } }));
+    }
+  }
+
+  /**
+   * A message on a batch's own reply subject: the server's no-responders status (nobody serves
+   * the target), or an answer from something that does not speak wasmlet batches. Either way
+   * the batch's calls fail now rather than at their deadline.
+   */
+  #onBatchStatus(token: string, m: Msg): void {
+    const [firstText, lastText] = token.split('-');
+    const first = parseInt(firstText ?? '', 36);
+    const last = parseInt(lastText ?? '', 36);
+    if (!(first >= 0 && last >= first && last - first < this.#options.maxBatchItems)) return;
+    const noResponders = m.headers?.code === 503;
+    for (let seq = first; seq <= last; seq++) {
+      const id = seq.toString(36);
+      const p = this.#pending.get(id);
+      if (!p) continue;
+      this.#pending.delete(id);
+      p.reject(
+        noResponders
+          ? new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`)
+          : new InvocationError('BAD_PAYLOAD', `garbled reply from ${p.target}: an answer to the whole batch, not to its calls`),
+      );
+    }
+  }
+
+  #startSweep(): void {
+    this.#sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [id, p] of this.#pending) {
+        if (p.inv.deadline <= now) {
+          this.#pending.delete(id);
+          p.reject(new InvocationError('DEADLINE_EXCEEDED', `${p.target} did not answer ${p.inv.operation} in time`));
+        }
+      }
+      if (this.#pending.size === 0) this.#stopSweep();
+    }, this.#options.sweepIntervalMs);
+    this.#sweep.unref();
+  }
+
+  #stopSweep(): void {
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+}
