@@ -132,6 +132,35 @@ describe('host', () => {
     }
   });
 
+  it('never loses a host-call reply under sustained load', async () => {
+    // Every call makes a host call whose reply crosses threads through shared memory; none may be
+    // lost or left to its deadline. (A race once dropped about 1 reply in 10-30k under heavy load;
+    // this test does not reproduce that window reliably, but guards the property.)
+    const probe = new ProbeProvider(0);
+    const h = await Host.start({ workers: 2, deadlineMs: 5000 }, { logger });
+    try {
+      await h.addProvider(probe);
+      await h.startActor(toolbox.bytes);
+      await h.putLink({ actor: toolbox.id, contract: KEY_VALUE, values: {} });
+      const total = 20_000;
+      let next = 0;
+      const failures: string[] = [];
+      const msg = encode({ key: 'k' });
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (next < total) {
+            next++;
+            await h.invokeActor(toolbox.id, 'wascc:keyvalue', msg).catch((e: Error) => failures.push(e.message));
+          }
+        }),
+      );
+      assert.deepEqual(failures.slice(0, 3), [], `${failures.length} of ${total} calls failed`);
+      assert.equal(probe.calls.length, total);
+    } finally {
+      await h.stop();
+    }
+  });
+
   it('stops a looping call at its deadline, replaces the worker, and keeps serving other actors meanwhile', async () => {
     const h = await Host.start({ workers: 2, deadlineMs: 1500 }, { logger });
     try {

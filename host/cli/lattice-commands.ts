@@ -99,7 +99,9 @@ async function serveUntilStopped(j: Joined, host: Host, io: LatticeCliIo, deps: 
   await host.stop();
   await j.bus.close();
   await j.links.close();
-  await j.nc.drain();
+  // Drain when connected; either way close, or reconnect attempts would keep the process alive.
+  await Promise.race([j.nc.drain().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+  await j.nc.close().catch(() => {});
 }
 
 export function registerLatticeCommands(program: Command, io: LatticeCliIo, deps: LatticeCliDeps): void {

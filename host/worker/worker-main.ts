@@ -43,7 +43,15 @@ function hostCallFor(actor: string) {
     const msg: FromWorker = { t: 'host', seq: mySeq, actor, binding, ns, op, payload, deadline: currentDeadline };
     port.postMessage(msg);
     for (;;) {
-      if (Atomics.load(flag, 0) === 1 && Atomics.load(flag, 1) === mySeq) {
+      // Read the flag once: deciding on two separate reads could take the reply that lands between
+      // them for a late one and drop it. The main thread writes the seq before raising the flag.
+      if (Atomics.load(flag, 0) === 1) {
+        if (Atomics.load(flag, 1) !== mySeq) {
+          // A late reply to an earlier call that timed out: drop it (and its port message, if any).
+          Atomics.store(flag, 0, 0);
+          while (receiveMessageOnPort(replies)) {}
+          continue;
+        }
         const status = Atomics.load(flag, 2);
         const len = Atomics.load(flag, 3);
         Atomics.store(flag, 0, 0);
@@ -58,12 +66,6 @@ function hostCallFor(actor: string) {
           if (reply.error !== undefined) return { error: reply.error };
           return { ok: reply.ok ?? new Uint8Array(0) };
         }
-      }
-      if (Atomics.load(flag, 0) === 1) {
-        // A late reply to an earlier call that timed out: drop it (and its port message, if any).
-        Atomics.store(flag, 0, 0);
-        while (receiveMessageOnPort(replies)) {}
-        continue;
       }
       const remaining = currentDeadline - Date.now();
       if (remaining <= 0) return { error: 'host call timed out: invocation deadline exceeded' };

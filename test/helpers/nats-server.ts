@@ -16,6 +16,18 @@ import { freePort } from './redis-server.ts';
 
 export { freePort };
 
+/** Ports handed out by this process: the OS may offer a just-freed port twice in a row. */
+const handedOut = new Set<number>();
+async function distinctFreePort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (!handedOut.has(p)) {
+      handedOut.add(p);
+      return p;
+    }
+  }
+}
+
 export interface NatsServerAuth {
   /** `authorization { token }` */
   token?: string;
@@ -199,8 +211,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   let name = '';
   let lastError: unknown;
   for (let attempt = 0; attempt < (options.port ? 1 : 5) && !child; attempt++) {
-    port = options.port ?? (await freePort());
-    monitorPort = await freePort();
+    port = options.port ?? (await distinctFreePort());
+    monitorPort = await distinctFreePort();
     name = options.name ?? `wasmlet-test-${port}`;
     await writeFile(configFile, JSON.stringify(buildConfig(options, port, monitorPort, name, dir), null, 2));
     try {
@@ -286,8 +298,8 @@ export async function startNatsCluster(size = 3, options: Omit<NatsServerOptions
   const clusterPorts: number[] = [];
   const clientPorts: number[] = [];
   for (let i = 0; i < size; i++) {
-    clusterPorts.push(await freePort());
-    clientPorts.push(await freePort());
+    clusterPorts.push(await distinctFreePort());
+    clientPorts.push(await distinctFreePort());
   }
   const name = `wasmlet-test-${clusterPorts[0]}`;
   const servers: NatsServer[] = [];
