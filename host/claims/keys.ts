@@ -223,3 +223,14 @@ export function ed25519PublicKey(publicKey: string): KeyObject | undefined {
   keyObjects.set(publicKey, key);
   return key;
 }
+
+/** The 32 raw private-key bytes of an nkey seed (`S…`); undefined when it is not a valid seed. */
+export function seedBytes(seed: string): Uint8Array | undefined {
+  if (!seedKind(seed)) return undefined;
+  return checkedDecode(seed)!.subarray(2, 34);
+}
+
+/** The nkey public key text (`A…`, `M…`, `N…`…) of raw Ed25519 public-key bytes. */
+export function encodePublicKey(kind: KeyKind, raw: Uint8Array): string {
+  return encodePublic(kind, raw);
+}

@@ -45,7 +45,7 @@ function malformed(message: string, cause?: unknown): WasmletError {
 }
 
 /** Reads an unsigned LEB128 u32 at `offset`; returns the value and the offset after it. */
-function readU32(bytes: Uint8Array, offset: number, what: string): { value: number; next: number } {
+export function readU32(bytes: Uint8Array, offset: number, what: string): { value: number; next: number } {
   let result = 0;
   let shift = 0;
   for (let i = 0; i < 5; i++) {
@@ -61,7 +61,8 @@ function readU32(bytes: Uint8Array, offset: number, what: string): { value: numb
   throw malformed(`LEB128 ${what} at offset ${offset} is longer than 5 bytes`);
 }
 
-function encodeU32(value: number): Uint8Array {
+/** Encodes an unsigned LEB128 u32. */
+export function encodeU32(value: number): Uint8Array {
   const out: number[] = [];
   let v = value >>> 0;
   do {

@@ -32,7 +32,7 @@
  */
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { decode, encode } from '../codec.ts';
-import { isPublicKey, seedKind } from '../claims/keys.ts';
+import { ed25519PublicKey, encodePublicKey, isPublicKey, seedBytes, seedKind } from '../claims/keys.ts';
 import { WasmletError } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
 
@@ -87,35 +87,8 @@ export interface Batch extends BatchHeader {
 
 // ---------------------------------------------------------------------------------- keys
 
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-const B32_INDEX = new Map([...B32].map((c, i) => [c, i]));
-
-/** Base32 without padding; the CRC was already checked by keys.ts. */
-function base32Decode(text: string): Uint8Array {
-  const out: number[] = [];
-  let buffer = 0;
-  let bits = 0;
-  for (const c of text) {
-    buffer = ((buffer << 5) | B32_INDEX.get(c)!) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((buffer >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Uint8Array.from(out);
-}
-
-// DER prefixes that wrap a raw Ed25519 key as PKCS#8 (private) and SPKI (public).
+// DER prefix that wraps a raw Ed25519 private key as PKCS#8.
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
-
-/** The node:crypto public key of an nkey of any role (`N…`, `M…`…); undefined when malformed. */
-export function publicKeyObject(publicKey: string): KeyObject | undefined {
-  if (!isPublicKey(publicKey)) return undefined;
-  const raw = base32Decode(publicKey).subarray(1, 33);
-  return createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: 'der', type: 'spki' });
-}
 
 /** A host's signing key: its public key (the host id) and a fast signer. */
 export interface HostKey {
@@ -131,38 +104,10 @@ export function hostKeyFromSeed(seed: string): HostKey {
   if (kind !== 'server') {
     throw new WasmletError(HOST_KEY_INVALID, kind ? `a host key must be a server nkey seed (SN…), got the seed of a ${kind} key` : 'not a valid nkey seed (expected SN…, with a valid checksum)');
   }
-  const raw = base32Decode(s).subarray(2, 34);
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, raw]), format: 'der', type: 'pkcs8' });
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seedBytes(s)!]), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  const publicKey = encodeServerKey(spki.subarray(SPKI_ED25519.length));
+  const publicKey = encodePublicKey('server', spki.subarray(spki.length - 32));
   return { publicKey, sign: (data) => edSign(null, data, privateKey) };
-}
-
-/** Server role public key text for raw key bytes (base32 of prefix + key + CRC16). */
-function encodeServerKey(key: Uint8Array): string {
-  const raw = new Uint8Array(35);
-  raw[0] = 13 << 3; // 'N'
-  raw.set(key, 1);
-  let crc = 0;
-  for (const byte of raw.subarray(0, 33)) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  raw[33] = crc & 0xff;
-  raw[34] = crc >>> 8;
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of raw) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += B32[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += B32[(buffer << (5 - bits)) & 31];
-  return out;
 }
 
 // ---------------------------------------------------------------------------------- encoding
@@ -338,7 +283,7 @@ export function decodeBatch(frame: Uint8Array, options: VerifyEnvelopeOptions = 
   if (signed && requireSignature) {
     let key = cached;
     if (!key) {
-      key = publicKeyObject(hostId)!;
+      key = ed25519PublicKey(hostId)!;
       if (options.keyCache) {
         if (options.keyCache.size >= (options.cacheLimit ?? 1024)) options.keyCache.clear();
         options.keyCache.set(hostId, key);

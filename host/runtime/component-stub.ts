@@ -7,7 +7,7 @@
  * `unreachable` and no data or custom sections; the real modules replace them in the output.
  */
 import { createHash } from 'node:crypto';
-import { parseWasmLayout } from '../claims/wasm-sections.ts';
+import { encodeU32, parseWasmLayout, readU32 } from '../claims/wasm-sections.ts';
 
 /** Core modules below this size are passed through (stubbing them saves nothing). */
 export const STUB_MIN_BYTES = 64 * 1024;
@@ -20,31 +20,8 @@ const SECTION_DATA_COUNT = 12;
 /** A function body: no locals, `unreachable`, `end` (3 bytes, after its size byte). */
 const UNREACHABLE_BODY = [0x03, 0x00, 0x00, 0x0b];
 
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function readUleb(bytes: Uint8Array, at: number): number {
-  let result = 0;
-  for (let shift = 0; shift < 35; shift += 7) {
-    const byte = bytes[at++];
-    if (byte === undefined) throw new Error('truncated LEB128');
-    result += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) return result;
-  }
-  throw new Error('LEB128 longer than 5 bytes');
-}
-
 function section(id: number, payload: Uint8Array): Uint8Array {
-  return Buffer.concat([Uint8Array.from([id, ...uleb(payload.length)]), payload]);
+  return Buffer.concat([Uint8Array.from([id, ...encodeU32(payload.length)]), payload]);
 }
 
 /** The core module with every function body `unreachable` and its data and custom sections dropped. */
@@ -57,10 +34,10 @@ export function stubCoreModule(module: Uint8Array): Uint8Array {
       parts.push(module.subarray(s.start, s.end));
       continue;
     }
-    const count = readUleb(module, s.payloadStart);
+    const count = readU32(module, s.payloadStart, 'count').value;
     const bodies = new Uint8Array(count * UNREACHABLE_BODY.length);
     for (let i = 0; i < count; i++) bodies.set(UNREACHABLE_BODY, i * UNREACHABLE_BODY.length);
-    parts.push(section(SECTION_CODE, Buffer.concat([Uint8Array.from(uleb(count)), bodies])));
+    parts.push(section(SECTION_CODE, Buffer.concat([encodeU32(count), bodies])));
   }
   return Buffer.concat(parts);
 }

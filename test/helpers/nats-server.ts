@@ -7,7 +7,8 @@
  * The server is configured through a JSON config file (nats-server reads JSON as its config
  * format), which keeps auth, TLS and cluster routes in one place.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnUntilReady, waitExit } from './server-process.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -82,16 +83,7 @@ export interface NatsServer {
   readonly running: boolean;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 function defaultBinary(): string {
   return '/usr/sbin/nats-server';
@@ -115,16 +107,6 @@ function probe(port: number): Promise<boolean> {
   });
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 interface LaunchPlan {
   binary: string;
@@ -134,31 +116,7 @@ interface LaunchPlan {
 }
 
 async function launch(plan: LaunchPlan): Promise<ChildProcess> {
-  const child = spawn(plan.binary, ['-c', plan.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let spawnError: Error | undefined;
-  child.once('error', (err) => {
-    spawnError = err;
-  });
-  const deadline = Date.now() + plan.startTimeoutMs;
-  while (Date.now() < deadline) {
-    if (spawnError) throw new Error(`cannot run ${plan.binary}: ${spawnError.message}`, { cause: spawnError });
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`nats-server exited (${child.exitCode ?? child.signalCode}) before accepting clients on port ${plan.port}: ${output.trim()}`);
-    }
-    if (await probe(plan.port)) return child;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  child.kill('SIGKILL');
-  await waitExit(child, 2000);
-  throw new Error(`nats-server did not accept clients on port ${plan.port} within ${plan.startTimeoutMs} ms: ${output.trim()}`);
+  return spawnUntilReady({ binary: plan.binary, args: ['-c', plan.configFile], name: 'nats-server', readiness: `accepting clients on port ${plan.port}`, ready: () => probe(plan.port), startTimeoutMs: plan.startTimeoutMs });
 }
 
 function buildConfig(o: NatsServerOptions, port: number, monitorPort: number, name: string, dir: string): Record<string, unknown> {
@@ -200,7 +158,6 @@ function buildConfig(o: NatsServerOptions, port: number, monitorPort: number, na
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const binary = options.binary ?? defaultBinary();
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
-  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), 'wasmlet-nats-'));
   const configFile = join(dir, 'nats-server.json');
 

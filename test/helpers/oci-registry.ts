@@ -9,7 +9,8 @@
  * certificate the registry trusts, so clients go through the real `WWW-Authenticate: Bearer` flow.
  * Fault tests `kill()` (SIGKILL) and `restart()` it: a restarted registry keeps its port and data.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnUntilReady, waitExit } from './server-process.ts';
 import { X509Certificate, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -78,16 +79,7 @@ export interface OciRegistry {
   readonly running: boolean;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 /** True once `/v2/` answers as a registry does (200 without auth, 401 with). */
 async function probe(url: string): Promise<boolean> {
@@ -100,43 +92,9 @@ async function probe(url: string): Promise<boolean> {
   }
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 async function launch(binary: string, configFile: string, url: string, startTimeoutMs: number): Promise<ChildProcess> {
-  const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let spawnError: Error | undefined;
-  child.once('error', (err) => {
-    spawnError = err;
-  });
-  const deadline = Date.now() + startTimeoutMs;
-  while (Date.now() < deadline) {
-    if (spawnError) throw new Error(`cannot run ${binary}: ${spawnError.message}`, { cause: spawnError });
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}) before serving ${url}/v2/: ${output.trim()}`);
-    }
-    if (await probe(url)) return child;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  child.kill('SIGKILL');
-  await waitExit(child, 2000);
-  throw new Error(`docker-registry did not serve ${url}/v2/ within ${startTimeoutMs} ms: ${output.trim()}`);
+  return spawnUntilReady({ binary, args: ['serve', configFile], name: 'docker-registry', readiness: `serving ${url}/v2/`, ready: () => probe(url), startTimeoutMs });
 }
 
 interface TokenServerHandle extends OciTokenServer {
@@ -261,7 +219,6 @@ export async function startOciRegistry(options: OciRegistryOptions = {}): Promis
   if (options.users && options.tokenAuth) throw new Error('startOciRegistry: choose users (basic auth) or tokenAuth, not both');
   const binary = options.binary ?? '/usr/bin/docker-registry';
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
-  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), 'wasmlet-registry-'));
   const storageDir = join(dir, 'storage');
   const configFile = join(dir, 'config.yml');

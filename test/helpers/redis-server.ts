@@ -3,7 +3,8 @@
  * temp dir, in the foreground (so it dies with its handle). Never uses a Redis the machine
  * already runs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnUntilReady, waitExit } from './server-process.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,17 +29,7 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
 
-/** Kill leftover servers if the test process exits without stopping them. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 /** A port that was free a moment ago (the kernel picks it). */
 export async function freePort(): Promise<number> {
@@ -73,66 +64,19 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 async function launch(binary: string, port: number, dir: string, startTimeoutMs: number): Promise<ChildProcess> {
-  const child = spawn(
-    binary,
-    [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--save', '',
-      '--appendonly', 'no',
-      '--dir', dir,
-      '--daemonize', 'no',
-      '--protected-mode', 'yes',
-      '--logfile', '',
-      '--loglevel', 'warning',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let spawnError: Error | undefined;
-  child.once('error', (err) => {
-    spawnError = err;
-  });
-
-  const deadline = Date.now() + startTimeoutMs;
-  while (Date.now() < deadline) {
-    if (spawnError) throw new Error(`cannot run ${binary}: ${spawnError.message}`, { cause: spawnError });
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}) before answering PING on port ${port}: ${output.trim()}`);
-    }
-    if (await ping(port)) return child;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  child.kill('SIGKILL');
-  await waitExit(child, 2000);
-  throw new Error(`redis-server did not answer PING on port ${port} within ${startTimeoutMs} ms: ${output.trim()}`);
+  // prettier-ignore
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+    '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '', '--loglevel', 'warning',
+  ];
+  return spawnUntilReady({ binary, args, name: 'redis-server', readiness: `answering PING on port ${port}`, ready: () => ping(port), startTimeoutMs });
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const binary = options.binary ?? 'redis-server';
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
-  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), 'wasmlet-redis-'));
 
   // Another process may grab the free port between our probe and redis binding it: retry.

@@ -1,0 +1,69 @@
+/**
+ * Shared plumbing of the real-server test helpers (redis-server, nats-server, docker-registry):
+ * spawn the binary, keep its last output for error messages, poll until it is ready, and kill
+ * whatever a test leaves behind when the process exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const live = new Set<ChildProcess>();
+let hooked = false;
+
+function installExitHook(): void {
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+export function waitExit(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+export interface SpawnUntilReadyOptions {
+  binary: string;
+  args: string[];
+  /** e.g. `redis-server`; used in error messages. */
+  name: string;
+  /** What readiness means, for messages: e.g. `answering PING on port 1234`. */
+  readiness: string;
+  ready(): Promise<boolean>;
+  startTimeoutMs: number;
+}
+
+/** Spawns a server and resolves once `ready()` says so; kills it and throws (with its last output) otherwise. */
+export async function spawnUntilReady(o: SpawnUntilReadyOptions): Promise<ChildProcess> {
+  installExitHook();
+  const child = spawn(o.binary, o.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let spawnError: Error | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+  const deadline = Date.now() + o.startTimeoutMs;
+  while (Date.now() < deadline) {
+    if (spawnError) throw new Error(`cannot run ${o.binary}: ${spawnError.message}`, { cause: spawnError });
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${o.name} exited (${child.exitCode ?? child.signalCode}) before ${o.readiness}: ${output.trim()}`);
+    }
+    if (await o.ready()) return child;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill('SIGKILL');
+  await waitExit(child, 2000);
+  throw new Error(`${o.name} was not ${o.readiness} within ${o.startTimeoutMs} ms: ${output.trim()}`);
+}
