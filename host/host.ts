@@ -12,7 +12,7 @@ import { actorTarget, InProcessBus, providerTarget, type Bus, type BusInvocation
 import { verifyActor } from './claims/claims.ts';
 import { generateKeyPair } from './claims/keys.ts';
 import { canonicalContract, normalizeLinkName } from './contracts.ts';
-import { ActorLoadError, InvocationError, isWasmletError, WasmletError } from './errors.ts';
+import { ActorLoadError, InvocationError, WasmletError } from './errors.ts';
 import { MemoryLinkStore, normalizeLink, type LinkEvent, type LinkStore } from './links.ts';
 import { MemoryLogStore } from './log-store.ts';
 import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, type HostOptions, type HostOptionsInput } from './options.ts';
@@ -431,4 +431,3 @@ function linkKeyOf(l: LinkDefinition): string {
   return `${l.actor}/${l.contract}/${l.linkName}`;
 }
 
-export { isWasmletError };

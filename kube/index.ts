@@ -8,5 +8,5 @@ export { PodError, isPodError, KubeApiError, isKubeApiError } from './errors.ts'
 export { createImagePuller, credentialsFromDockerConfigJson, parseImagePullerOptions, type ImagePuller, type ImagePullerOptions, type PulledImage, type PullPolicy, type RegistryCredentials } from './oci/puller.ts';
 export { pushWasm, type PushWasmOptions, type PushResult } from './oci/pusher.ts';
 export { registerPushCommand } from './oci/push-command.ts';
-export { RegistryError, isRegistryError, type RegistryErrorCode } from './oci/errors.ts';
+export { RegistryError, isRegistryError, type RegistryErrorCode } from './errors.ts';
 export { parseImageReference, type ImageReference } from './oci/reference.ts';

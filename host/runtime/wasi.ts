@@ -3,7 +3,7 @@
  * own worker, with args, env and preopened directories; stdout/stderr are streamed to the caller.
  */
 import { Worker } from 'node:worker_threads';
-import { ActorLoadError, WasmletError } from '../errors.ts';
+import { ActorLoadError } from '../errors.ts';
 import type { WasiWorkerInit, WasiWorkerMessage } from '../worker/wasi-worker.ts';
 
 export type WasiVersion = 'preview1' | 'unstable';
@@ -87,4 +87,3 @@ export class LineSplitter {
   }
 }
 
-export { WasmletError };

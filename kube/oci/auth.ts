@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { ResolvedCredentials } from './credentials.ts';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 
 export interface Challenge {
   scheme: string;

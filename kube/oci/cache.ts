@@ -15,7 +15,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { digestWithAlgorithm, isDigest } from './digest.ts';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 
 export interface CachedRef {
   ref: string;

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { Authenticator } from './auth.ts';
 import type { ResolvedCredentials } from './credentials.ts';
 import { DigestVerifier, sha256Digest, digestWithAlgorithm } from './digest.ts';
-import { RegistryError, isRegistryError } from './errors.ts';
+import { RegistryError, isRegistryError } from '../errors.ts';
 import { MANIFEST_ACCEPT, type Descriptor } from './manifest.ts';
 import { isDigest, registryEndpoint } from './reference.ts';
 

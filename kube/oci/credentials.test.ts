@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseChallenge } from './auth.ts';
 import { credentialsFromDockerConfigJson, findCredentials } from './credentials.ts';
-import { isRegistryError } from './errors.ts';
+import { isRegistryError } from '../errors.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

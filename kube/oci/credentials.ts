@@ -7,7 +7,7 @@
  * a wildcard, a longer path prefix before a shorter one.
  */
 import { z } from 'zod';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { normalizeRegistry } from './reference.ts';
 
 export interface RegistryCredentials {

@@ -2,7 +2,7 @@
  * Content digests (`algorithm:hex`) and the streaming check that bytes match one.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { isDigest } from './reference.ts';
 
 export { isDigest };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isRegistryError } from './errors.ts';
+import { isRegistryError } from '../errors.ts';
 import { MEDIA_TYPES, parseManifest, wasmEntryOf, wasmLayerOf } from './manifest.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;

@@ -7,7 +7,7 @@
  * norm, but the OCI empty config and other config types that tools such as ORAS write are accepted.
  */
 import { z } from 'zod';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { isDigest } from './reference.ts';
 
 export const MEDIA_TYPES = {

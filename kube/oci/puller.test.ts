@@ -9,7 +9,7 @@ import pino from 'pino';
 import { isOptionsError } from '../../host/index.ts';
 import { startOciRegistry, type OciRegistry } from '../../test/helpers/oci-registry.ts';
 import { RegistryClient } from './client.ts';
-import { isRegistryError, type RegistryErrorCode } from './errors.ts';
+import { isRegistryError, type RegistryErrorCode } from '../errors.ts';
 import { MEDIA_TYPES } from './manifest.ts';
 import { createImagePuller, credentialsFromDockerConfigJson, type ImagePullerOptions } from './puller.ts';
 import { pushWasm } from './pusher.ts';

@@ -19,7 +19,7 @@ import { ImageCache } from './cache.ts';
 import { RegistryClient } from './client.ts';
 import { findCredentials, registryCredentialsSchema, type RegistryCredentials, type ResolvedCredentials } from './credentials.ts';
 import { sha256Digest } from './digest.ts';
-import { RegistryError, isRegistryError } from './errors.ts';
+import { RegistryError, isRegistryError } from '../errors.ts';
 import { parseManifest, wasmEntryOf, wasmLayerOf, type Descriptor, type ImageManifest } from './manifest.ts';
 import { formatImageReference, imageIdFor, manifestReference, parseImageReference, type ImageReference } from './reference.ts';
 import { SharedTasks } from './shared-task.ts';

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { credentialsFromDockerConfigJson, type RegistryCredentials } from './credentials.ts';
-import { isRegistryError } from './errors.ts';
+import { isRegistryError } from '../errors.ts';
 import { pushWasm, type PushWasmOptions } from './pusher.ts';
 import { parseImageReference } from './reference.ts';
 

@@ -10,7 +10,7 @@ import { parseWith } from '../../host/index.ts';
 import { RegistryClient } from './client.ts';
 import { findCredentials, registryCredentialsSchema } from './credentials.ts';
 import { sha256Digest } from './digest.ts';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { MEDIA_TYPES } from './manifest.ts';
 import { imageIdFor, parseImageReference } from './reference.ts';
 import { isWasmBinary, timeoutsSchema } from './puller.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isRegistryError } from './errors.ts';
+import { isRegistryError } from '../errors.ts';
 import { formatImageReference, imageIdFor, manifestReference, parseImageReference, registryEndpoint } from './reference.ts';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;

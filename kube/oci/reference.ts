@@ -9,7 +9,7 @@
  * - Docker Hub's API lives at `registry-1.docker.io` (see `registryEndpoint`).
  * - Without tag or digest the tag is `latest`. With both, the digest decides what is pulled.
  */
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 
 export const DEFAULT_REGISTRY = 'docker.io';
 export const DOCKER_HUB_ENDPOINT = 'registry-1.docker.io';

@@ -2,7 +2,7 @@
  * Runs one task per key however many callers ask for it at once. Each caller waits with its own
  * AbortSignal; the task itself is aborted only when every caller waiting on it has given up.
  */
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 
 interface Entry<T> {
   promise: Promise<T>;
