@@ -1,7 +1,7 @@
 /** The Kubernetes part: the node agent (`wasmlet kubelet`) and OCI distribution of wasm artifacts. */
 export { NodeAgent, type NodeAgentDeps, type PodInfo } from './node-agent.ts';
 export { nodeAgentOptionsSchema, parseNodeAgentOptions, WASMLET_ARCH, WASMLET_OS, TAINT_KEY, type NodeAgentOptions, type NodeAgentOptionsInput } from './options.ts';
-export { registerKubeletCommand, type KubeletCliIo } from './cli.ts';
+export { registerKubeletCommand, chooseKubeconfig, parseTaints, parseLabels, type KubeletCliIo } from './cli.ts';
 export { podMachine, type PodStateValue } from './pod-machine.ts';
 export { parseCapabilityAnnotations, CAPABILITIES_ANNOTATION, LINKS_ANNOTATION, type LinkSpec } from './annotations.ts';
 export { PodError, isPodError, KubeApiError, isKubeApiError } from './errors.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { builtinProviders } from '../capabilities/index.ts';
-import { freePort } from '../capabilities/http-server/test-support.ts';
+import { freePort } from './helpers/redis-server.ts';
 import { Host, wapcRuntime, type ActorRuntime } from '../host/index.ts';
 // Not exported by host/index.ts yet.
 import { loadManifest, type HostPlan } from '../host/index.ts';

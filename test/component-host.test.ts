@@ -12,7 +12,7 @@ import { decode, encode, Host, isActorLoadError, isClaimsError, isInvocationErro
 import type { BuiltActor } from '../actors-sdk/index.ts';
 import { buildTestActor, testComponentRuntime, toolboxProject } from './helpers/component-actors.ts';
 import { compileWat, testAccount } from './helpers/wat.ts';
-import { freePort } from '../capabilities/http-server/test-support.ts';
+import { freePort } from './helpers/redis-server.ts';
 
 const fixtures = new URL('../../shared/fixtures/', import.meta.url);
 const echoBytes = readFileSync(new URL('wascc/echo.wasm', fixtures));

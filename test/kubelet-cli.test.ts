@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Command } from 'commander';
 import pino from 'pino';
-import { chooseKubeconfig, parseTaints, registerKubeletCommand } from '../kube/cli.ts';
-import type { NodeAgent } from '../kube/node-agent.ts';
+import { chooseKubeconfig, parseTaints, registerKubeletCommand } from '../kube/index.ts';
+import type { NodeAgent } from '../kube/index.ts';
 import { startKubeApiServer, type KubeApiServer } from './kube-api-server/index.ts';
 import { isReady, podManifest, waitForPod } from './helpers/kubelet-harness.ts';
 

@@ -4,7 +4,7 @@
  * pull fails as a registry outage would) or slow.
  */
 import { createHash } from 'node:crypto';
-import type { ImagePuller, PulledImage, PullPolicy, RegistryCredentials } from '../../kube/image-puller.ts';
+import type { ImagePuller, PulledImage, PullPolicy, RegistryCredentials } from '../../kube/index.ts';
 
 export interface PullRecord {
   ref: string;
