@@ -16,14 +16,14 @@ import { ActorLoadError, InvocationError, WasmletError } from './errors.ts';
 import { MemoryLinkStore, normalizeLink, type LinkEvent, type LinkStore } from './links.ts';
 import { MemoryLogStore } from './log-store.ts';
 import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, type HostOptions, type HostOptionsInput } from './options.ts';
-import { providerMachine } from './provider-machine.ts';
+import { createProviderActor, stopProviderActor, untilRunning, type ProviderActor } from './provider-machine.ts';
 import type { ActorRuntime, PreparedActor } from './runtime/runtime.ts';
 import { wapcRuntime } from './runtime/wapc.ts';
-import { componentRuntime, isComponentBinary } from './runtime/component.ts';
-import type { ActorClaims, CapabilityProvider, LinkDefinition, LogStore, ProviderContext } from './types.ts';
+import { componentRuntime } from './runtime/component.ts';
+import { prepareActor } from './runtime/prepare.ts';
+import type { ActorClaims, CapabilityProvider, LinkDefinition, LogStore, ProviderContext, WorkerRoute } from './types.ts';
 import type { GuestLogLine } from './worker/protocol.ts';
 import { WorkerPool } from './worker/worker-pool.ts';
-import { fromPromise } from 'xstate';
 
 /** What the host is handed (transports and stores are injected; defaults are in-memory). */
 export interface HostDeps {
@@ -70,7 +70,7 @@ interface ActorEntry {
 interface ProviderEntry {
   provider: CapabilityProvider;
   linkName: string;
-  machine: Actor<typeof providerMachine>;
+  machine: ProviderActor;
   sub?: BusSubscription;
 }
 
@@ -128,7 +128,7 @@ export class Host {
       const verified = verifyActor(bytes, { issuers: this.options.issuers });
       const id = verified.subject;
       if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
-      const prepared = await this.#prepare(bytes);
+      const prepared = await prepareActor(this.#runtimes, bytes);
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
       const entry: ActorEntry = {
@@ -144,6 +144,7 @@ export class Host {
       };
       this.#pool.register(id, prepared, { maxInstances, deadlineMs, config: opts.config });
       this.#actors.set(id, entry);
+      this.#syncRoutes(id);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
       this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
@@ -208,33 +209,10 @@ export class Host {
       logs: this.logs,
       invokeActor: (actor, op, msg, o) => this.invokeActor(actor, op, msg, { deadlineMs: o?.deadlineMs, origin: `${contract}/${linkName}` }),
     };
-    const machine = createActor(
-      providerMachine.provide({
-        actors: {
-          start: fromPromise(async () => {
-            await provider.start(ctx);
-          }),
-          stop: fromPromise(async () => {
-            await provider.stop();
-          }),
-        },
-      }),
-      { input: { name: provider.name } },
-    );
+    const machine = createProviderActor(provider, ctx);
     const entry: ProviderEntry = { provider, linkName, machine };
     this.#providers.set(key, entry);
-    machine.start();
-    await new Promise<void>((resolve, reject) => {
-      const s = machine.subscribe((snap) => {
-        if (snap.value === 'running') {
-          s.unsubscribe();
-          resolve();
-        } else if (snap.value === 'backoff') {
-          s.unsubscribe();
-          reject(new WasmletError('PROVIDER_START_FAILED', `provider ${provider.name} failed to start: ${snap.context.error}; retrying with backoff`));
-        }
-      });
-    });
+    await untilRunning(machine);
     entry.sub = this.bus.serve(providerTarget(contract, linkName), (inv) => this.#serveProviderCall(entry, inv));
     this.logger.info({ provider: provider.name, contract, linkName }, 'provider started');
     this.#emit('provider_started', { name: provider.name, contract, linkName });
@@ -243,6 +221,7 @@ export class Host {
         await this.#applyPut(entry, link).catch((err) => this.logger.error({ err, actor: link.actor, contract }, 'provider refused link'));
       }
     }
+    this.#syncRoutes();
   }
 
   providers(): { name: string; contract: string; linkName: string; state: string }[] {
@@ -269,6 +248,7 @@ export class Host {
     const local = this.#providers.get(providerKey(link.contract, link.linkName));
     if (local) await this.#applyPut(local, link);
     await this.links.put(link);
+    this.#syncRoutes(link.actor);
     this.logger.info({ actor: link.actor, contract: link.contract, linkName: link.linkName }, 'link put');
     this.#emit('link_put', { actor: link.actor, contract: link.contract, linkName: link.linkName });
     return link;
@@ -280,6 +260,7 @@ export class Host {
     const removed = await this.links.delete(actor, c, ln);
     if (!removed) return false;
     const local = this.#providers.get(providerKey(c, ln));
+    this.#syncRoutes(actor);
     if (local) await this.#applyDelete(local, removed);
     this.#emit('link_deleted', { actor, contract: c, linkName: ln });
     return true;
@@ -305,10 +286,39 @@ export class Host {
 
   /** Links changed elsewhere (another host on the lattice) reach local providers here. */
   #onLinkEvent(e: LinkEvent): void {
+    // A deleted link stops its worker route at once; a put one gets its route once applied.
+    if (e.type === 'delete') this.#syncRoutes(e.link.actor);
     const local = this.#providers.get(providerKey(e.link.contract, e.link.linkName));
     if (!local) return;
     const op = e.type === 'put' ? this.#applyPut(local, e.link) : this.#applyDelete(local, e.link);
-    op.catch((err) => this.logger.error({ err, actor: e.link.actor, contract: e.link.contract }, `provider refused link ${e.type}`));
+    op.then(
+      () => this.#syncRoutes(e.link.actor),
+      (err) => this.logger.error({ err, actor: e.link.actor, contract: e.link.contract }, `provider refused link ${e.type}`),
+    );
+  }
+
+  /**
+   * Tells the workers which host calls of an actor (default: of every actor) they may answer
+   * themselves: claimed, linked, served by a running provider on this host that offers a worker
+   * route. Everything else keeps the main-thread path with its checks at call time.
+   */
+  #syncRoutes(actor?: string): void {
+    if (this.#stopped) return;
+    const entries = actor === undefined ? [...this.#actors.values()] : [this.#actors.get(actor)].filter((e) => e !== undefined);
+    if (entries.length === 0) return;
+    const links = this.links.list();
+    for (const entry of entries) {
+      const routes: Record<string, WorkerRoute> = {};
+      for (const link of links) {
+        if (link.actor !== entry.id || !entry.caps.has(link.contract)) continue;
+        const key = providerKey(link.contract, link.linkName);
+        const local = this.#providers.get(key);
+        if (!local?.provider.workerRoute || local.machine.getSnapshot().value !== 'running') continue;
+        const route = local.provider.workerRoute(entry.id, link.linkName);
+        if (route) routes[key] = route;
+      }
+      this.#pool.setRoutes(entry.id, routes);
+    }
   }
 
   // ---------------------------------------------------------------- events
@@ -359,24 +369,6 @@ export class Host {
     }
   }
 
-  async #prepare(bytes: Uint8Array): Promise<PreparedActor> {
-    let module: WebAssembly.Module | undefined;
-    // A component is not a core module: do not spend a failed compile on it.
-    if (!isComponentBinary(bytes)) {
-      try {
-        module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-      } catch {
-        module = undefined; // runtimes that take raw bytes may still claim it
-      }
-    }
-    for (const rt of this.#runtimes) {
-      if (rt.detect(bytes, module)) return rt.prepare(bytes, module);
-    }
-    if (!module) throw new ActorLoadError('not a WebAssembly module this host can run (compile failed and no runtime recognised it)');
-    const exports = WebAssembly.Module.exports(module).map((e) => e.name);
-    throw new ActorLoadError(`unrecognised actor format: exports ${exports.join(', ') || 'nothing'}; expected a waPC actor (__guest_call)`);
-  }
-
   #info(e: ActorEntry): ActorInfo {
     return {
       id: e.id,
@@ -408,16 +400,7 @@ export class Host {
     await Promise.all([...this.#actors.keys()].map((id) => this.stopActor(id).catch(() => {})));
     for (const p of this.#providers.values()) {
       p.sub?.close();
-      await new Promise<void>((resolve) => {
-        const s = p.machine.subscribe((snap) => {
-          if (snap.status === 'done') {
-            s.unsubscribe();
-            resolve();
-          }
-        });
-        p.machine.send({ type: 'STOP' });
-        if (p.machine.getSnapshot().status === 'done') resolve();
-      });
+      await stopProviderActor(p.machine);
       this.#emit('provider_stopped', { name: p.provider.name, contract: canonicalContract(p.provider.contract), linkName: p.linkName });
     }
     this.#providers.clear();

@@ -2,7 +2,9 @@
  * Provider lifecycle: starting → running → stopping → stopped. A failed start is a transition
  * into `backoff`, retried with exponential delay (100 ms doubling, capped at 30 s).
  */
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, createActor, fromPromise, setup, type Actor } from 'xstate';
+import { WasmletError } from './errors.ts';
+import type { CapabilityProvider, ProviderContext } from './types.ts';
 
 export interface ProviderMachineContext {
   name: string;
@@ -54,3 +56,53 @@ export const providerMachine = setup({
     stopped: { type: 'final' },
   },
 });
+
+export type ProviderActor = Actor<typeof providerMachine>;
+
+/** A started lifecycle for `provider`: its start and stop steps call the provider's. */
+export function createProviderActor(provider: CapabilityProvider, ctx: ProviderContext): ProviderActor {
+  return createActor(
+    providerMachine.provide({
+      actors: {
+        start: fromPromise(async () => {
+          await provider.start(ctx);
+        }),
+        stop: fromPromise(async () => {
+          await provider.stop();
+        }),
+      },
+    }),
+    { input: { name: provider.name } },
+  ).start();
+}
+
+/** Resolves once running; rejects (naming the error) when the first start fails and backoff begins. */
+export function untilRunning(machine: ProviderActor): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const s = machine.subscribe((snap) => {
+      if (snap.value === 'running') {
+        s.unsubscribe();
+        resolve();
+      } else if (snap.value === 'backoff') {
+        s.unsubscribe();
+        reject(new WasmletError('PROVIDER_START_FAILED', `provider ${snap.context.name} failed to start: ${snap.context.error}; retrying with backoff`));
+      }
+    });
+    const now = machine.getSnapshot().value;
+    if (now === 'running') resolve();
+  });
+}
+
+/** Stops the lifecycle and resolves when it is done. */
+export function stopProviderActor(machine: ProviderActor): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const s = machine.subscribe((snap) => {
+      if (snap.status === 'done') {
+        s.unsubscribe();
+        resolve();
+      }
+    });
+    machine.send({ type: 'STOP' });
+    if (machine.getSnapshot().status === 'done') resolve();
+  });
+}

@@ -107,6 +107,31 @@ export interface CapabilityProvider {
   /** Serve an operation for a linked actor; rejects with an error whose message the actor sees. */
   handle(call: ProviderCall): Promise<Uint8Array>;
   stop(): Promise<void>;
+  /**
+   * Optional: lets actor workers answer a linked actor's calls to this provider themselves,
+   * without a hop to the main thread (the provider keeps its state in shared memory). Asked
+   * again whenever the actor's links or the provider change; undefined = calls take the normal path.
+   */
+  workerRoute?(actor: string, linkName: string): WorkerRoute | undefined;
+}
+
+/**
+ * A worker route: `module` (a module URL) exports `createWorkerHandler(data, ctx)`, which returns a
+ * synchronous `(operation, msg) => reply` handler; it throws an Error whose message the actor
+ * sees, exactly as `handle` would reject. `data` must survive postMessage (e.g. a SharedArrayBuffer).
+ */
+export interface WorkerRoute {
+  module: string;
+  data: unknown;
+}
+
+/**
+ * What a worker hands a route module: the host's msgpack codec, so the module need not load the
+ * whole host part into every worker.
+ */
+export interface WorkerRouteContext {
+  encode(value: unknown): Uint8Array;
+  decode<T = unknown>(bytes: Uint8Array): T;
 }
 
 export type { Logger };

@@ -36,12 +36,14 @@ describe('options', () => {
     const o = parseKeyValueProviderOptions({});
     assert.equal(o.defaultBackend, 'memory');
     assert.equal(o.defaultBucket, 'default');
+    assert.equal(o.memoryBytes, 64 * 1024 * 1024);
     assert.deepEqual(o.redis, { connectTimeoutMs: 2000, commandTimeoutMs: 2000, maxRetriesPerRequest: 1, maxReconnectDelayMs: 1000 });
     assert.equal(parseKeyValueProviderOptions({ redis: { commandTimeoutMs: 500 } }).redis.connectTimeoutMs, 2000);
   });
 
   test('bad options are OptionsErrors naming the field', () => {
     assert.throws(() => parseKeyValueProviderOptions({ redis: { commandTimeoutMs: -1 } }), (e: Error) => isOptionsError(e) && /commandTimeoutMs/.test(e.message));
+    assert.throws(() => parseKeyValueProviderOptions({ memoryBytes: 1024 }), (e: Error) => isOptionsError(e) && /memoryBytes/.test(e.message));
     assert.throws(() => parseKeyValueProviderOptions({ bogus: 1 }), (e: Error) => isOptionsError(e) && /bogus/.test(e.message));
     assert.throws(() => new KeyValueProvider({ defaultBackend: 'etcd' }), (e: Error) => isOptionsError(e) && /etcd/.test(e.message));
   });
@@ -310,4 +312,16 @@ describe('redis', () => {
       await p.stop();
     }
   });
+});
+
+test('memoryBytes bounds each memory bucket: a full bucket answers BACKEND_ERROR and keeps its data', async () => {
+  const p = await started({ memoryBytes: 64 * 1024 });
+  try {
+    await p.putLink({ actor: 'A', contract: 'wasmlet:keyvalue', linkName: 'default', values: {} });
+    await call(p, 'A', 'Set', { key: 'kept', value: 'yes' });
+    await assert.rejects(call(p, 'A', 'Set', { key: 'big', value: 'x'.repeat(128 * 1024) }), (e: Error & { code?: string }) => e.code === 'BACKEND_ERROR' && /out of shared memory/.test(e.message));
+    assert.deepEqual(await call(p, 'A', 'Get', { key: 'kept' }), { value: 'yes', exists: true });
+  } finally {
+    await p.stop();
+  }
 });

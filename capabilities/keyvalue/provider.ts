@@ -10,15 +10,20 @@
  */
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { decode, encode } from '../../host/index.ts';
 import { KEY_VALUE, canonicalContract, normalizeLinkName } from '../../host/index.ts';
 import { OptionsError } from '../../host/index.ts';
-import type { CapabilityProvider, LinkDefinition, ProviderCall, ProviderContext } from '../../host/index.ts';
-import { LinkError, OperationError, isOperationError } from '../errors.ts';
-import { memoryBackend } from './memory-store.ts';
+import { decode, encode } from '../../host/index.ts';
+import type { CapabilityProvider, LinkDefinition, ProviderCall, ProviderContext, WorkerRoute } from '../../host/index.ts';
+import { LinkError, OperationError } from '../errors.ts';
+import { MemoryKeyValueStore, memoryBackend } from './memory-store.ts';
+import { KEY_VALUE_OPERATIONS, asOperationError, prepareOperation } from './operations.ts';
+import type { WorkerHandlerData } from './worker-handler.ts';
 import { REDIS_STORE_DEFAULTS, redisBackend } from './redis-store.ts';
-import type { KeyValueBackendRegistry, KeyValueStore, StoreLease } from './store.ts';
+import type { KeyValueBackendRegistry, StoreLease } from './store.ts';
 import { selectBackend } from './store.ts';
+
+const codec = { encode, decode };
+const WORKER_HANDLER = new URL('./worker-handler.ts', import.meta.url).href;
 
 const redisOptionsSchema = z
   .object({
@@ -39,6 +44,12 @@ const optionsSchema = z
     defaultBackend: z.string().min(1).default('memory'),
     /** Memory bucket for links without `BUCKET`. Default `default`. */
     defaultBucket: z.string().min(1).max(255).default('default'),
+    /**
+     * Shared memory reserved per memory bucket, bytes (64 KiB to 2 GiB). Default 64 MiB, some
+     * 800,000 small keys; pages are committed only as data fills them. A full bucket answers
+     * BACKEND_ERROR and keeps its data.
+     */
+    memoryBytes: z.number().int().min(64 * 1024).max(2 ** 31).default(64 * 1024 * 1024),
     /** Redis client policy (see redis-store.ts for why these defaults). */
     redis: redisOptionsSchema.prefault({}),
   })
@@ -58,144 +69,7 @@ export function parseKeyValueProviderOptions(input: unknown = {}): KeyValueProvi
   return result.data;
 }
 
-type Request = Record<string, unknown>;
-type Handler = (store: KeyValueStore, req: Request) => Promise<unknown>;
-
-const I32_MIN = -(2 ** 31);
-const I32_MAX = 2 ** 31 - 1;
-
-function field(op: string, req: Request, name: string): unknown {
-  const v = req[name];
-  if (v === undefined) throw new OperationError('BAD_REQUEST', `${op}: missing field "${name}"`);
-  return v;
-}
-
-function str(op: string, req: Request, name: string): string {
-  const v = field(op, req, name);
-  if (typeof v !== 'string') throw new OperationError('BAD_REQUEST', `${op}: field "${name}" must be a string, got ${typeName(v)}`);
-  return v;
-}
-
-function int(op: string, req: Request, name: string, min: number, max: number, fallback?: number): number {
-  const v = req[name] === undefined && fallback !== undefined ? fallback : field(op, req, name);
-  // msgpackr decodes 64-bit integers as bigint.
-  const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new OperationError('BAD_REQUEST', `${op}: field "${name}" must be an integer in [${min}, ${max}], got ${typeName(v)}`);
-  }
-  return n;
-}
-
-function strList(op: string, req: Request, name: string): string[] {
-  const v = field(op, req, name);
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) {
-    throw new OperationError('BAD_REQUEST', `${op}: field "${name}" must be an array of strings`);
-  }
-  return v as string[];
-}
-
-function typeName(v: unknown): string {
-  if (v === null) return 'nil';
-  if (Array.isArray(v)) return 'array';
-  if (v instanceof Uint8Array) return 'bytes';
-  if (typeof v === 'object' && !isPlainObject(v)) return `${v.constructor?.name ?? 'object'} value`;
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  return typeof v;
-}
-
-/** A decoded msgpack map (msgpackr decodes the reserved byte 0xc1 to an object of its own, for one). */
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object') return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function i32Result(op: string, key: string, n: number): number {
-  if (n < I32_MIN || n > I32_MAX) {
-    throw new OperationError('BAD_REQUEST', `${op} ${JSON.stringify(key)}: result ${n} does not fit the contract's 32-bit integer`);
-  }
-  return n;
-}
-
-/** Operation → handler, and each request's fields in wascc-codec's struct order (for positional payloads). */
-const operations = new Map<string, { fields: readonly string[]; run: Handler }>([
-  ['Get', { fields: ['key'], run: (s, r) => s.get(str('Get', r, 'key')) }],
-  [
-    'Set',
-    {
-      fields: ['key', 'value', 'expires'],
-      run: async (s, r) => {
-        const key = str('Set', r, 'key');
-        const value = str('Set', r, 'value');
-        await s.set(key, value, int('Set', r, 'expires', 0, 0xffffffff, 0));
-        return { value };
-      },
-    },
-  ],
-  [
-    'Del',
-    {
-      fields: ['key'],
-      run: async (s, r) => {
-        const key = str('Del', r, 'key');
-        await s.del(key);
-        return { key };
-      },
-    },
-  ],
-  [
-    'Add',
-    {
-      fields: ['key', 'value'],
-      run: async (s, r) => {
-        const key = str('Add', r, 'key');
-        const value = await s.add(key, int('Add', r, 'value', I32_MIN, I32_MAX));
-        return { value: i32Result('Add', key, value) };
-      },
-    },
-  ],
-  [
-    'Clear',
-    {
-      fields: ['key'],
-      run: async (s, r) => {
-        const key = str('Clear', r, 'key');
-        await s.clear(key);
-        return { key };
-      },
-    },
-  ],
-  [
-    'Range',
-    {
-      fields: ['key', 'start', 'stop'],
-      run: async (s, r) => ({
-        values: await s.range(str('Range', r, 'key'), int('Range', r, 'start', I32_MIN, I32_MAX), int('Range', r, 'stop', I32_MIN, I32_MAX)),
-      }),
-    },
-  ],
-  ['Push', { fields: ['key', 'value'], run: async (s, r) => ({ newCount: await s.push(str('Push', r, 'key'), str('Push', r, 'value')) }) }],
-  [
-    'ListItemDelete',
-    {
-      fields: ['key', 'value'],
-      run: async (s, r) => ({ newCount: await s.listItemDelete(str('ListItemDelete', r, 'key'), str('ListItemDelete', r, 'value')) }),
-    },
-  ],
-  ['SetAdd', { fields: ['key', 'value'], run: async (s, r) => ({ newCount: await s.setAdd(str('SetAdd', r, 'key'), str('SetAdd', r, 'value')) }) }],
-  [
-    'SetRemove',
-    { fields: ['key', 'value'], run: async (s, r) => ({ newCount: await s.setRemove(str('SetRemove', r, 'key'), str('SetRemove', r, 'value')) }) },
-  ],
-  ['SetUnion', { fields: ['keys'], run: async (s, r) => ({ values: await s.setUnion(strList('SetUnion', r, 'keys')) }) }],
-  ['SetIntersection', { fields: ['keys'], run: async (s, r) => ({ values: await s.setIntersection(strList('SetIntersection', r, 'keys')) }) }],
-  ['SetQuery', { fields: ['key'], run: async (s, r) => ({ values: await s.setQuery(str('SetQuery', r, 'key')) }) }],
-  ['KeyExists', { fields: ['key'], run: async (s, r) => ({ value: '', exists: await s.keyExists(str('KeyExists', r, 'key')) }) }],
-]);
-
-/** The operation names this provider serves (wascc-codec's keyvalue operations). */
-export const KEY_VALUE_OPERATIONS: readonly string[] = [...operations.keys()];
+export { KEY_VALUE_OPERATIONS };
 
 interface ActiveLink {
   lease: StoreLease;
@@ -222,7 +96,7 @@ export class KeyValueProvider implements CapabilityProvider {
   constructor(options: KeyValueProviderOptionsInput = {}, backends: KeyValueBackendRegistry = {}) {
     this.options = parseKeyValueProviderOptions(options);
     this.#registry = {
-      memory: memoryBackend({ defaultBucket: this.options.defaultBucket }),
+      memory: memoryBackend({ defaultBucket: this.options.defaultBucket, bytes: this.options.memoryBytes }),
       redis: redisBackend(this.options.redis),
       ...backends,
     };
@@ -285,20 +159,27 @@ export class KeyValueProvider implements CapabilityProvider {
         this.#stopped ? 'the key-value provider is stopped' : `actor ${call.actor} has no key-value link named "${linkName}"`,
       );
     }
-    const op = operations.get(call.operation);
-    if (op === undefined) {
-      throw new OperationError(
-        'UNKNOWN_OPERATION',
-        `unknown key-value operation "${call.operation}" (known: ${KEY_VALUE_OPERATIONS.join(', ')})`,
-      );
-    }
-    const req = this.#request(call.operation, call.msg, op.fields);
+    const op = prepareOperation(call.operation, call.msg, codec);
+    const store = active.lease.store;
+    let result: unknown;
     try {
-      return encode(await op.run(active.lease.store, req));
+      result = await (store[op.method] as (...args: unknown[]) => Promise<unknown>)(...op.args);
     } catch (err) {
-      if (isOperationError(err)) throw err;
-      throw new OperationError('BACKEND_ERROR', `${call.operation}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw asOperationError(call.operation, err);
     }
+    return op.encode(result);
+  }
+
+  /**
+   * Lets actor workers answer this link's calls themselves when its store is the shared-memory
+   * table (the memory backend): they run the same operations on the same memory, without a hop
+   * to the main thread. Undefined for other backends (Redis, NATS KV) and unknown links.
+   */
+  workerRoute(actor: string, linkName: string): WorkerRoute | undefined {
+    const active = this.#links.get(linkKey(actor, normalizeLinkName(linkName)));
+    const store = active?.lease.store;
+    if (this.#stopped || !(store instanceof MemoryKeyValueStore)) return undefined;
+    return { module: WORKER_HANDLER, data: { buffer: store.table.buffer } satisfies WorkerHandlerData };
   }
 
   async stop(): Promise<void> {
@@ -307,27 +188,5 @@ export class KeyValueProvider implements CapabilityProvider {
     this.#links.clear();
     await Promise.allSettled(active.map((a) => a.lease.release()));
     await Promise.allSettled(Object.values(this.#registry).map((f) => f.close()));
-  }
-
-  /** The request map: the first msgpack value of `msg` (trailing bytes ignored). */
-  #request(operation: string, msg: Uint8Array, fields: readonly string[]): Request {
-    let value: unknown;
-    try {
-      value = decode(msg);
-    } catch (err) {
-      throw new OperationError('BAD_REQUEST', `${operation}: ${(err as Error).message}`, { cause: err });
-    }
-    if (Array.isArray(value)) {
-      // rmp-serde's compact struct form: fields by position.
-      const req: Request = {};
-      fields.forEach((name, i) => {
-        if (i < value.length) req[name] = value[i];
-      });
-      return req;
-    }
-    if (!isPlainObject(value)) {
-      throw new OperationError('BAD_REQUEST', `${operation}: payload must be a msgpack map, got ${typeName(value)}`);
-    }
-    return value as Request;
   }
 }

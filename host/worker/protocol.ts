@@ -1,6 +1,7 @@
 /** Messages between the main thread and actor workers. */
 import type { MessagePort } from 'node:worker_threads';
 import type { ActorKind, GuestLogLevel } from '../runtime/runtime.ts';
+import type { WorkerRoute } from '../types.ts';
 
 /** Cells in a worker's call-state ring; more than the pipeline depth can ever hold. */
 export const CALL_RING_SIZE = 256;
@@ -27,7 +28,21 @@ export interface WorkerInit {
   ring: SharedArrayBuffer;
   /** The worker reads host-call replies from this port synchronously (receiveMessageOnPort). */
   replies: MessagePort;
+  /**
+   * Int32Array[1]: WORKER_IDLE, or WORKER_IN_PROVIDER while the worker runs a provider's code
+   * itself (a worker route, which may hold a lock in shared memory), or WORKER_DOOMED once the
+   * main thread decided to terminate it. Compare-and-swap makes the two sides agree, so a worker
+   * is never terminated halfway through a provider's operation.
+   */
+  state: SharedArrayBuffer;
 }
+
+export const WORKER_IDLE = 0;
+export const WORKER_IN_PROVIDER = 1;
+export const WORKER_DOOMED = 2;
+
+/** Worker routes of one actor by `<canonical contract>|<link name>`. */
+export type RouteTable = Record<string, WorkerRoute>;
 
 export interface CallItem {
   t: 'call';
@@ -40,7 +55,11 @@ export interface CallItem {
   deadline: number;
 }
 
-export type WorkItem = { t: 'load'; actor: string; kind: ActorKind; payload: unknown; config?: Record<string, string> } | { t: 'unload'; actor: string } | CallItem;
+export type WorkItem =
+  | { t: 'load'; actor: string; kind: ActorKind; payload: unknown; config?: Record<string, string>; routes?: RouteTable }
+  | { t: 'routes'; actor: string; routes: RouteTable }
+  | { t: 'unload'; actor: string }
+  | CallItem;
 
 /** The main thread sends work in batches: everything queued for a worker during one event-loop turn. */
 export type ToWorker = { t: 'batch'; items: WorkItem[] };
@@ -51,6 +70,7 @@ export type CallErrorCode = 'TRAP' | 'GUEST_ERROR' | 'ACTOR_NOT_FOUND';
 
 export type FromWorker =
   | { t: 'ready' }
+  | { t: 'warn'; actor: string; message: string }
   | { t: 'done'; id: number; ok?: Uint8Array; err?: { code: CallErrorCode; message: string }; logs?: GuestLogLine[] }
   | { t: 'host'; seq: number; actor: string; binding: string; ns: string; op: string; payload: Uint8Array; deadline: number };
 

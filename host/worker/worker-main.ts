@@ -7,7 +7,25 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { GuestError, type GuestFactory, type GuestInstance, type HostCallResult } from '../runtime/runtime.ts';
 import { componentGuestFactory } from '../runtime/component-guest.ts';
 import { wapcGuestFactory } from '../runtime/wapc.ts';
-import { CALL_RING_SIZE, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, type CallItem, type FromWorker, type GuestLogLine, type HostReply, type ToWorker, type WorkerInit, type WorkItem } from './protocol.ts';
+import { decode, encode } from '../codec.ts';
+import { canonicalContract, normalizeLinkName } from '../contracts.ts';
+import type { WorkerRouteContext } from '../types.ts';
+import {
+  CALL_RING_SIZE,
+  REPLY_ERROR,
+  REPLY_HEADER_BYTES,
+  REPLY_OK,
+  WORKER_IDLE,
+  WORKER_IN_PROVIDER,
+  type CallItem,
+  type FromWorker,
+  type GuestLogLine,
+  type HostReply,
+  type RouteTable,
+  type ToWorker,
+  type WorkerInit,
+  type WorkItem,
+} from './protocol.ts';
 
 const factories = new Map<string, GuestFactory>([
   [wapcGuestFactory.kind, wapcGuestFactory],
@@ -20,7 +38,20 @@ const replyBytes = new Uint8Array(init.flag, REPLY_HEADER_BYTES);
 const utf8d = new TextDecoder();
 const ring = new Int32Array(init.ring);
 const replies = init.replies;
+const state = new Int32Array(init.state);
 const port = parentPort!;
+
+type RouteHandler = (operation: string, msg: Uint8Array) => Uint8Array;
+
+/** An actor's worker routes: handlers by route key, and the guest's raw (binding, namespace) resolved once. */
+interface ActorRoutes {
+  byKey: Map<string, RouteHandler>;
+  resolved: Map<string, RouteHandler | null>;
+}
+const routes = new Map<string, ActorRoutes>();
+/** Route modules by URL, imported once. */
+const routeModules = new Map<string, { createWorkerHandler(data: unknown, ctx: WorkerRouteContext): RouteHandler }>();
+const routeContext: WorkerRouteContext = { encode, decode };
 
 interface Loaded {
   factory: GuestFactory;
@@ -39,6 +70,16 @@ let currentDeadline = 0;
 
 function hostCallFor(actor: string) {
   return (binding: string, ns: string, op: string, payload: Uint8Array): HostCallResult => {
+    const own = routes.get(actor);
+    if (own !== undefined) {
+      const raw = `${binding}\0${ns}`;
+      let handler = own.resolved.get(raw);
+      if (handler === undefined) {
+        handler = own.byKey.get(`${canonicalContract(ns)}|${normalizeLinkName(binding)}`) ?? null;
+        own.resolved.set(raw, handler);
+      }
+      if (handler !== null) return runRouted(handler, op, payload);
+    }
     const mySeq = ++seq;
     const msg: FromWorker = { t: 'host', seq: mySeq, actor, binding, ns, op, payload, deadline: currentDeadline };
     port.postMessage(msg);
@@ -72,6 +113,62 @@ function hostCallFor(actor: string) {
       Atomics.wait(flag, 0, 0, remaining);
     }
   };
+}
+
+/** Runs a provider's operation here; the state cell keeps the main thread from terminating us meanwhile. */
+function runRouted(handler: RouteHandler, op: string, payload: Uint8Array): HostCallResult {
+  if (Atomics.compareExchange(state, 0, WORKER_IDLE, WORKER_IN_PROVIDER) !== WORKER_IDLE) {
+    return { error: 'host call refused: this call is being stopped (deadline exceeded)' };
+  }
+  try {
+    return { ok: handler(op, payload) };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    Atomics.store(state, 0, WORKER_IDLE);
+  }
+}
+
+/**
+ * Installs an actor's routes. Route modules load asynchronously the first time; until they have,
+ * later items wait (as for an async actor load). A route that fails to set up is left out: its
+ * calls take the main-thread path, which answers them the same way.
+ */
+function setRoutes(actor: string, table: RouteTable | undefined): void {
+  const entries = Object.entries(table ?? {});
+  if (entries.length === 0) {
+    routes.delete(actor);
+    return;
+  }
+  const install = () => {
+    const byKey = new Map<string, RouteHandler>();
+    for (const [key, route] of entries) {
+      if (!routeModules.has(route.module)) continue; // failed to load (and said so)
+      try {
+        byKey.set(key, routeModules.get(route.module)!.createWorkerHandler(route.data, routeContext));
+      } catch (err) {
+        reply({ t: 'warn', actor, message: `worker route ${key} not set up, calls take the main thread: ${err instanceof Error ? err.message : String(err)}` });
+      }
+    }
+    routes.set(actor, { byKey, resolved: new Map() });
+  };
+  const missing = [...new Set(entries.map(([, r]) => r.module))].filter((m) => !routeModules.has(m));
+  if (missing.length === 0) {
+    install();
+    return;
+  }
+  routes.delete(actor); // until the new ones are in, calls take the main-thread path
+  hold(
+    Promise.allSettled(
+      missing.map(async (m) => {
+        try {
+          routeModules.set(m, await import(m));
+        } catch (err) {
+          reply({ t: 'warn', actor, message: `worker route module ${m} failed to load: ${err instanceof Error ? err.message : String(err)}` });
+        }
+      }),
+    ).then(install),
+  );
 }
 
 function instanceOf(actor: string, loaded: Loaded): GuestInstance {
@@ -135,27 +232,27 @@ function runItem(m: WorkItem): void {
       const loaded: Loaded = { factory, payload: m.payload, ...(config ? { config } : {}) };
       actors.set(m.actor, loaded);
       if (factory.load) {
-        // An async load step (a component's ES module glue): hold every later item, in order, until it settles.
-        loading = true;
-        factory
-          .load(m.payload)
-          .then(
+        // An async load step (a component's ES module glue).
+        hold(
+          factory.load(m.payload).then(
             (payload) => {
               loaded.payload = payload;
             },
             (err: unknown) => {
               loaded.loadError = err instanceof Error ? err.message : String(err);
             },
-          )
-          .finally(() => {
-            loading = false;
-            runItems(held.splice(0));
-          });
+          ),
+        );
       }
+      if (m.routes) setRoutes(m.actor, m.routes);
       return;
     }
+    case 'routes':
+      setRoutes(m.actor, m.routes);
+      return;
     case 'unload':
       actors.delete(m.actor);
+      routes.delete(m.actor);
       return;
     case 'call':
       runCall(m);
@@ -163,13 +260,21 @@ function runItem(m: WorkItem): void {
   }
 }
 
-/** True while a factory's async load step runs; items that arrive meanwhile wait in `held`. */
-let loading = false;
+/** Async steps (actor loads, route modules) under way; items that arrive meanwhile wait in `held`, in order. */
+let steps = 0;
 const held: WorkItem[] = [];
+
+function hold(step: Promise<unknown>): void {
+  steps++;
+  const done = () => {
+    if (--steps === 0) runItems(held.splice(0));
+  };
+  step.then(done, done);
+}
 
 function runItems(items: WorkItem[]): void {
   for (let i = 0; i < items.length; i++) {
-    if (loading) {
+    if (steps > 0) {
       held.push(...items.slice(i));
       return;
     }
@@ -178,7 +283,7 @@ function runItems(items: WorkItem[]): void {
 }
 
 port.on('message', (m: ToWorker) => {
-  if (loading) held.push(...m.items);
+  if (steps > 0) held.push(...m.items);
   else runItems(m.items);
 });
 

@@ -9,11 +9,13 @@
  * on a shared cell decides, so a call never runs twice) and served by other workers, so one
  * stuck actor never holds up the others.
  */
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { InvocationError } from '../errors.ts';
 import type { PreparedActor } from '../runtime/runtime.ts';
-import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type FromWorker, type GuestLogLine, type HostReply, type WorkerInit, type WorkItem } from './protocol.ts';
+import { CALL_RING_SIZE, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkItem } from './protocol.ts';
+import { sameRoutes, spawnSlot, writeHostReply, type WorkerSlot } from './slot.ts';
+
+type Slot = WorkerSlot<CallRec>;
 
 export interface WorkerPoolOptions {
   /** Number of worker threads. */
@@ -59,30 +61,12 @@ interface ActorEntry {
   slots: Set<Slot>;
   queue: CallRec[];
   inFlight: number;
+  /** Worker routes: host calls the workers answer themselves. */
+  routes: RouteTable;
   stopping: boolean;
   drained?: () => void;
 }
 
-interface Slot {
-  index: number;
-  worker: Worker;
-  flag: Int32Array;
-  replyBytes: Uint8Array;
-  ring: Int32Array;
-  replies: MessagePort;
-  ready: boolean;
-  dead: boolean;
-  /** Sent and not answered, in send order: [0] is running (or about to). */
-  outstanding: CallRec[];
-  /** When outstanding[0] started (approximately). */
-  headSince: number;
-  seq: number;
-  loaded: Set<string>;
-  sendBuf: WorkItem[];
-}
-
-const utf8 = new TextEncoder();
-const WORKER_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
 const MAX_SEQ = 2 ** 30;
 
 export class WorkerPool {
@@ -130,7 +114,18 @@ export class WorkerPool {
 
   register(actor: string, prepared: PreparedActor, opts: PoolActorOptions): void {
     if (this.#actors.has(actor)) throw new Error(`actor ${actor} is already registered`);
-    this.#actors.set(actor, { id: actor, prepared, opts, slots: new Set(), queue: [], inFlight: 0, stopping: false });
+    this.#actors.set(actor, { id: actor, prepared, opts, slots: new Set(), queue: [], inFlight: 0, routes: {}, stopping: false });
+  }
+
+  /**
+   * Sets the host calls of `actor` that workers answer themselves. Workers holding the actor get
+   * the new table before any call sent after this; workers that load it later get it with the load.
+   */
+  setRoutes(actor: string, routes: RouteTable): void {
+    const a = this.#actors.get(actor);
+    if (!a || sameRoutes(a.routes, routes)) return;
+    a.routes = routes;
+    for (const s of a.slots) if (!s.dead) this.#enqueue(s, { t: 'routes', actor, routes });
   }
 
   /** Stops accepting calls for `actor`, waits for its in-flight calls (up to `drainMs`), and unloads it from every worker. */
@@ -192,26 +187,8 @@ export class WorkerPool {
   }
 
   #spawn(index: number): Slot {
-    const flagBuf = new SharedArrayBuffer(REPLY_HEADER_BYTES + REPLY_BUFFER_BYTES);
-    const ringBuf = new SharedArrayBuffer(4 * CALL_RING_SIZE);
-    const channel = new MessageChannel();
-    const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2 };
-    const worker = new Worker(WORKER_URL, { workerData: init, transferList: [channel.port2], stdout: false, stderr: false });
-    const slot: Slot = {
-      index,
-      worker,
-      flag: new Int32Array(flagBuf, 0, 4),
-      replyBytes: new Uint8Array(flagBuf, REPLY_HEADER_BYTES),
-      ring: new Int32Array(ringBuf),
-      replies: channel.port1,
-      ready: false,
-      dead: false,
-      outstanding: [],
-      headSince: 0,
-      seq: 0,
-      loaded: new Set(),
-      sendBuf: [],
-    };
+    const slot = spawnSlot<CallRec>(index);
+    const worker = slot.worker;
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
     worker.on('error', (err) => {
       this.#log.error({ err, worker: index }, 'actor worker crashed');
@@ -235,6 +212,9 @@ export class WorkerPool {
         for (const w of this.#readyWaiters) w();
         this.#readyWaiters.clear();
         this.#pump(slot, Date.now());
+        return;
+      case 'warn':
+        this.#log.warn({ actor: m.actor, worker: slot.index }, m.message);
         return;
       case 'done': {
         const out = slot.outstanding;
@@ -262,24 +242,7 @@ export class WorkerPool {
   }
 
   #hostReply(slot: Slot, reply: HostReply): void {
-    if (slot.dead) return;
-    let status: number;
-    let len = 0;
-    const bytes = reply.error !== undefined ? utf8.encode(reply.error) : reply.ok!;
-    if (bytes.byteLength <= REPLY_BUFFER_BYTES) {
-      slot.replyBytes.set(bytes);
-      len = bytes.byteLength;
-      status = reply.error !== undefined ? REPLY_ERROR : REPLY_OK;
-    } else {
-      slot.replies.postMessage(reply);
-      status = REPLY_VIA_PORT;
-    }
-    const f = slot.flag;
-    Atomics.store(f, 1, reply.seq);
-    Atomics.store(f, 2, status);
-    Atomics.store(f, 3, len);
-    Atomics.store(f, 0, 1);
-    Atomics.notify(f, 0);
+    if (!slot.dead) writeHostReply(slot, reply);
   }
 
   #finish(rec: CallRec, err?: Error, ok?: Uint8Array): void {
@@ -319,7 +282,14 @@ export class WorkerPool {
   #send(slot: Slot, rec: CallRec): void {
     const a = rec.actor;
     if (!slot.loaded.has(a.id)) {
-      this.#enqueue(slot, { t: 'load', actor: a.id, kind: a.prepared.kind, payload: a.prepared.payload, ...(a.opts.config ? { config: a.opts.config } : {}) });
+      this.#enqueue(slot, {
+        t: 'load',
+        actor: a.id,
+        kind: a.prepared.kind,
+        payload: a.prepared.payload,
+        ...(a.opts.config ? { config: a.opts.config } : {}),
+        ...(Object.keys(a.routes).length ? { routes: a.routes } : {}),
+      });
       slot.loaded.add(a.id);
       a.slots.add(slot);
     }
@@ -392,6 +362,8 @@ export class WorkerPool {
       if (s.dead || s.outstanding.length === 0) continue;
       const head = s.outstanding[0]!;
       if (head.deadline < now) {
+        // A worker inside a provider's operation (it may hold a shared lock) finishes it first: µs.
+        if (Atomics.compareExchange(s.state, 0, WORKER_IDLE, WORKER_DOOMED) !== WORKER_IDLE) continue;
         this.#log.warn({ actor: head.actor.id, worker: s.index, operation: head.op, overrunMs: now - head.deadline }, 'actor call overran its deadline; replacing its worker');
         this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`));
       } else if (s.outstanding.length > 1 && now - s.headSince > this.#stallMs) {

@@ -1,0 +1,28 @@
+/**
+ * Runs in actor worker threads: answers an actor's key-value calls on the shared-memory table
+ * its link uses, synchronously, with the provider's own operation table (so replies and errors
+ * are the ones the provider would give). The provider hands workers this module through
+ * `KeyValueProvider.workerRoute`.
+ */
+import type { WorkerRouteContext } from '../../host/index.ts';
+import { asOperationError, prepareOperation } from './operations.ts';
+import { SharedKeyValueTable } from './shared-table.ts';
+
+/** What the provider sends along with the route. */
+export interface WorkerHandlerData {
+  buffer: SharedArrayBuffer;
+}
+
+export function createWorkerHandler(data: WorkerHandlerData, ctx: WorkerRouteContext): (operation: string, msg: Uint8Array) => Uint8Array {
+  const table = SharedKeyValueTable.attach(data.buffer);
+  return (operation, msg) => {
+    const op = prepareOperation(operation, msg, ctx);
+    let result: unknown;
+    try {
+      result = (table[op.method] as (...args: unknown[]) => unknown)(...op.args);
+    } catch (err) {
+      throw asOperationError(operation, err);
+    }
+    return op.encode(result);
+  };
+}

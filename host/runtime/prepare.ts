@@ -1,0 +1,23 @@
+/** Picks the runtime that recognises an actor's bytes and prepares it. */
+import { ActorLoadError } from '../errors.ts';
+import { isComponentBinary } from './component.ts';
+import type { ActorRuntime, PreparedActor } from './runtime.ts';
+
+/** Compiles `bytes` once and asks each runtime in turn; rejects with ActorLoadError naming what was found. */
+export async function prepareActor(runtimes: readonly ActorRuntime[], bytes: Uint8Array): Promise<PreparedActor> {
+  let module: WebAssembly.Module | undefined;
+  // A component is not a core module: do not spend a failed compile on it.
+  if (!isComponentBinary(bytes)) {
+    try {
+      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch {
+      module = undefined; // runtimes that take raw bytes may still claim it
+    }
+  }
+  for (const rt of runtimes) {
+    if (rt.detect(bytes, module)) return rt.prepare(bytes, module);
+  }
+  if (!module) throw new ActorLoadError('not a WebAssembly module this host can run (compile failed and no runtime recognised it)');
+  const exports = WebAssembly.Module.exports(module).map((e) => e.name);
+  throw new ActorLoadError(`unrecognised actor format: exports ${exports.join(', ') || 'nothing'}; expected a waPC actor (__guest_call)`);
+}

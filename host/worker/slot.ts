@@ -1,0 +1,95 @@
+/**
+ * One worker of the pool and what the main thread shares with it: the host-call reply buffer,
+ * the call-state ring and the worker-state cell (layouts in protocol.ts).
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type RouteTable, type WorkerInit, type WorkItem } from './protocol.ts';
+
+export interface WorkerSlot<Call> {
+  index: number;
+  worker: Worker;
+  flag: Int32Array;
+  replyBytes: Uint8Array;
+  ring: Int32Array;
+  replies: MessagePort;
+  /** WORKER_IDLE / WORKER_IN_PROVIDER / WORKER_DOOMED (see protocol.ts). */
+  state: Int32Array;
+  ready: boolean;
+  dead: boolean;
+  /** Sent and not answered, in send order: [0] is running (or about to). */
+  outstanding: Call[];
+  /** When outstanding[0] started (approximately). */
+  headSince: number;
+  seq: number;
+  loaded: Set<string>;
+  sendBuf: WorkItem[];
+}
+
+const utf8 = new TextEncoder();
+const WORKER_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
+
+/** Starts a worker with fresh shared buffers; the caller wires its events. */
+export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
+  const flagBuf = new SharedArrayBuffer(REPLY_HEADER_BYTES + REPLY_BUFFER_BYTES);
+  const ringBuf = new SharedArrayBuffer(4 * CALL_RING_SIZE);
+  const stateBuf = new SharedArrayBuffer(4);
+  const channel = new MessageChannel();
+  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf };
+  const worker = new Worker(WORKER_URL, { workerData: init, transferList: [channel.port2], stdout: false, stderr: false });
+  return {
+    index,
+    worker,
+    flag: new Int32Array(flagBuf, 0, 4),
+    replyBytes: new Uint8Array(flagBuf, REPLY_HEADER_BYTES),
+    ring: new Int32Array(ringBuf),
+    replies: channel.port1,
+    state: new Int32Array(stateBuf),
+    ready: false,
+    dead: false,
+    outstanding: [],
+    headSince: 0,
+    seq: 0,
+    loaded: new Set(),
+    sendBuf: [],
+  };
+}
+
+/** Hands a host-call reply to the worker blocked on it: through the shared buffer, or the port when too large. */
+export function writeHostReply(slot: WorkerSlot<unknown>, reply: HostReply): void {
+  let status: number;
+  let len = 0;
+  const bytes = reply.error !== undefined ? utf8.encode(reply.error) : reply.ok!;
+  if (bytes.byteLength <= REPLY_BUFFER_BYTES) {
+    slot.replyBytes.set(bytes);
+    len = bytes.byteLength;
+    status = reply.error !== undefined ? REPLY_ERROR : REPLY_OK;
+  } else {
+    slot.replies.postMessage(reply);
+    status = REPLY_VIA_PORT;
+  }
+  const f = slot.flag;
+  Atomics.store(f, 1, reply.seq);
+  Atomics.store(f, 2, status);
+  Atomics.store(f, 3, len);
+  Atomics.store(f, 0, 1);
+  Atomics.notify(f, 0);
+}
+
+/** Same keys, modules and data (by identity of each data field, e.g. the same shared buffer). */
+export function sameRoutes(a: RouteTable, b: RouteTable): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    const x = a[k]!;
+    const y = b[k];
+    if (!y || x.module !== y.module) return false;
+    if (x.data !== y.data) {
+      if (typeof x.data !== 'object' || typeof y.data !== 'object' || x.data === null || y.data === null) return false;
+      const dx = x.data as Record<string, unknown>;
+      const dy = y.data as Record<string, unknown>;
+      const fields = Object.keys(dx);
+      if (fields.length !== Object.keys(dy).length || fields.some((f) => dx[f] !== dy[f])) return false;
+    }
+  }
+  return true;
+}
