@@ -14,6 +14,8 @@ import {
   encodeOkReply,
   ENVELOPE_INVALID,
   frameBatch,
+  frameReplyBatch,
+  readReplyBatch,
   hostKeyFromSeed,
   HOST_KEY_INVALID,
   type Batch,
@@ -245,4 +247,18 @@ test('antiforgery off: unsigned frames, accepted only by receivers that do not r
   rejects(() => decodeBatch(Uint8Array.from([0, 0xc1, 0xc1]), { requireSignature: false }), /not msgpack/);
   const badItem = encode({ ...sample(), items: [{ ...item(), msg: 'text' }] });
   rejects(() => decodeBatch(Uint8Array.from([0, ...badItem]), { requireSignature: false }), /item 0: field "msg" must be bytes/);
+});
+
+test('reply batches carry each reply with its id, and a garbled one is refused', () => {
+  const frames = [encodeOkReply(Uint8Array.from([1, 2])), encodeErrorReply('TRAP', 'boom'), encodeOkReply(new Uint8Array(70_000))];
+  const framed = frameReplyBatch(['a', frames[0]!, 'zz9', frames[1]!, '1b', frames[2]!]);
+  const seen: [string, Uint8Array][] = [];
+  readReplyBatch(framed, (id, frame) => seen.push([id, frame]));
+  assert.deepEqual(seen.map(([id]) => id), ['a', 'zz9', '1b']);
+  assert.deepEqual(decodeReply(seen[0]![1]), { ok: true, result: Uint8Array.from([1, 2]) });
+  assert.deepEqual(decodeReply(seen[1]![1]), { ok: false, code: 'TRAP', message: 'boom' });
+  assert.equal(seen[2]![1].byteLength, 70_001);
+  for (const bad of [new Uint8Array(0), Uint8Array.from([0, 1]), framed.subarray(0, framed.byteLength - 1), Uint8Array.from([3, 0])]) {
+    assert.throws(() => readReplyBatch(bad, () => {}), (e) => isWasmletError(e) && e.code === ENVELOPE_INVALID);
+  }
 });

@@ -26,7 +26,9 @@
  * `{code, message}`, or 2 + msgpack `{code: "DECLINED", message}`: the receiver did not run the
  * item (its subscription was closing when the batch arrived) and the caller may send it again.
  * Replies are not signed: they travel to the caller's private inbox and are matched by
- * correlation id; the antiforgery concern is invocations.
+ * correlation id; the antiforgery concern is invocations. The replies a host has for one caller
+ * at the end of an event-loop turn travel together, as one reply batch on `<reply>._` (see
+ * `frameReplyBatch`); a lone reply goes on `<reply>.<id>` as it is.
  *
  * Signing uses node:crypto's Ed25519 rather than nkeys.js's pure-JS one (milliseconds).
  */
@@ -346,4 +348,59 @@ export function decodeReply(frame: Uint8Array): Reply {
     throw invalid('error reply must be a map {code, message}');
   }
   return frame[0] === REPLY_DECLINED ? { ok: false, code: DECLINED, message: value.message, declined: true } : { ok: false, code: value.code, message: value.message };
+}
+
+// ---------------------------------------------------------------------------- reply batches
+
+/** The inbox token of reply batches (correlation ids are base-36, so never `_`). */
+export const REPLY_BATCH_TOKEN = '_';
+const REPLY_BATCH = 3;
+
+/**
+ * Frames several replies as one message: byte 3, then per reply `[id length: u8][id][frame
+ * length: u32 BE][frame]`. `frames` alternates id, frame.
+ */
+export function frameReplyBatch(entries: readonly (string | Uint8Array)[]): Uint8Array {
+  let size = 1;
+  for (let i = 0; i < entries.length; i += 2) size += 1 + (entries[i] as string).length + 4 + (entries[i + 1] as Uint8Array).byteLength;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = REPLY_BATCH;
+  let at = 1;
+  for (let i = 0; i < entries.length; i += 2) {
+    const id = entries[i] as string;
+    const frame = entries[i + 1] as Uint8Array;
+    if (id.length > 255) throw new WasmletError(HOST_KEY_INVALID, `correlation id too long (${id.length} characters)`);
+    out[at++] = id.length;
+    for (let c = 0; c < id.length; c++) out[at++] = id.charCodeAt(c) & 0x7f;
+    view.setUint32(at, frame.byteLength);
+    at += 4;
+    out.set(frame, at);
+    at += frame.byteLength;
+  }
+  return out;
+}
+
+/** The bytes one reply adds to a reply batch. */
+export function replyBatchEntrySize(id: string, frame: Uint8Array): number {
+  return 1 + id.length + 4 + frame.byteLength;
+}
+
+/** Calls `each(id, frame)` for every reply of a batch; throws WasmletError(ENVELOPE_INVALID) when garbled (after the replies before the damage). */
+export function readReplyBatch(data: Uint8Array, each: (id: string, frame: Uint8Array) => void): void {
+  if (data.byteLength === 0 || data[0] !== REPLY_BATCH) throw invalid(`not a reply batch (first byte ${data[0] ?? 'missing'})`);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 1;
+  while (at < data.byteLength) {
+    const idLen = data[at++]!;
+    if (idLen === 0 || at + idLen + 4 > data.byteLength) throw invalid('reply batch truncated');
+    let id = '';
+    for (let c = 0; c < idLen; c++) id += String.fromCharCode(data[at + c]!);
+    at += idLen;
+    const len = view.getUint32(at);
+    at += 4;
+    if (at + len > data.byteLength) throw invalid('reply batch truncated');
+    each(id, data.subarray(at, at + len));
+    at += len;
+  }
 }

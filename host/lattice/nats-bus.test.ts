@@ -8,7 +8,7 @@ import { encode } from '../codec.ts';
 import { InvocationError, isInvocationError } from '../errors.ts';
 import { actorTarget, providerTarget, type BusHandler } from '../bus.ts';
 import { connectNats } from './connection.ts';
-import { encodeBatch, hostKeyFromSeed, type BatchItem } from './envelope.ts';
+import { encodeBatch, hostKeyFromSeed, readReplyBatch, type BatchItem } from './envelope.ts';
 import { NatsBus, type LatticeInvocation, type NatsBusOptionsInput } from './nats-bus.ts';
 import { rpcSubject } from './subjects.ts';
 
@@ -256,7 +256,13 @@ describe('NATS bus on one server', () => {
     // Anything the serving host answered, on the batch's subject or on any item's, lands here.
     const inbox = createInbox();
     const answers: string[] = [];
-    raw.subscribe(`${inbox}.>`, { callback: (_e, m) => answers.push(m.subject) });
+    raw.subscribe(`${inbox}.>`, {
+      callback: (_e, m) => {
+        // A turn's replies to one caller come as one reply batch: count each reply by its id.
+        if (m.subject === `${inbox}._`) readReplyBatch(m.data, (id) => answers.push(`${inbox}.${id}`));
+        else answers.push(m.subject);
+      },
+    });
     await raw.flush();
     const subject = rpcSubject(lattice, target);
     const aKey = hostKeyFromSeed(a.seed);
@@ -339,6 +345,28 @@ describe('NATS bus on one server', () => {
     assert.equal(tooBig.status, 'rejected');
     assert.ok(isInvocationError(tooBig.reason) && tooBig.reason.code === 'BAD_PAYLOAD' && /too large for NATS/.test(tooBig.reason.message), String(tooBig.status === 'rejected' && tooBig.reason));
     assert.equal(fine.status === 'fulfilled' && dec(fine.value), 'fine');
+    assert.equal(a.bus.stats().pending, 0);
+    await a.close();
+    await b.close();
+  });
+
+  test("a turn's replies to one caller leave in one message, split at the byte bound", async () => {
+    const a = await host([server.url]);
+    const b = await host([server.url], { maxBatchBytes: 8192 });
+    b.bus.serve(actorTarget(ACTOR), async (inv) => inv.msg);
+    await b.bus.flush();
+    const before = b.bus.stats().replyMessages;
+    const small = await Promise.all(Array.from({ length: 20 }, (_, i) => call(a, actorTarget(ACTOR), `r${i}`)));
+    assert.deepEqual(small.map(dec), Array.from({ length: 20 }, (_, i) => `r${i}`));
+    assert.equal(b.bus.stats().replyMessages - before, 1, 'twenty replies, one message');
+    // Nine 1 KiB replies with at most 8 KiB per message: two messages, every call answered.
+    const big = 'y'.repeat(1024);
+    const sized = await Promise.all(Array.from({ length: 9 }, (_, i) => call(a, actorTarget(ACTOR), `${i}${big}`)));
+    assert.deepEqual(sized.map((r) => dec(r).slice(0, 1)), Array.from({ length: 9 }, (_, i) => String(i)));
+    assert.equal(b.bus.stats().replyMessages - before, 3);
+    // A lone reply keeps its own subject.
+    assert.equal(dec(await call(a, actorTarget(ACTOR), 'one')), 'one');
+    assert.equal(b.bus.stats().replyMessages - before, 4);
     assert.equal(a.bus.stats().pending, 0);
     await a.close();
     await b.close();

@@ -31,7 +31,7 @@ import { isPublicKey } from '../claims/keys.ts';
 import { InvocationError } from '../errors.ts';
 import { parseWith } from '../options.ts';
 import type { ActorClaims } from '../types.ts';
-import { decodeBatch, encodeDeclinedReply, encodeErrorReply, encodeOkReply, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey } from './envelope.ts';
+import { decodeBatch, encodeDeclinedReply, encodeErrorReply, encodeOkReply, frameReplyBatch, hostKeyFromSeed, MAX_BATCH_ITEMS, REPLY_BATCH_TOKEN, replyBatchEntrySize, type HostKey } from './envelope.ts';
 import { OutboundCalls } from './outbound-calls.ts';
 import { latticeIdSchema, rpcSubject } from './subjects.ts';
 import type { KeyObject } from 'node:crypto';
@@ -96,6 +96,8 @@ export interface NatsBusStats {
   /** Batch messages sent (each signed once when antiforgery is on) / accepted. */
   batchesSent: number;
   batchesReceived: number;
+  /** Messages that carried replies: a turn's replies to one caller share one. */
+  replyMessages: number;
   /** Items this bus declined (arrived while it stopped serving their target) / calls it sent again after a decline. */
   declined: number;
   resent: number;
@@ -115,14 +117,14 @@ export class NatsBus implements Bus {
   readonly #serving = new Set<Serving>();
   /** Subscriptions draining after close (their late batches are declined). */
   readonly #draining = new Set<Promise<void>>();
-  /** Replies of this turn: subject, frame, subject, frame… */
-  #replies: (string | Uint8Array)[] = [];
+  /** Replies of this turn by the caller's reply prefix: id, frame, id, frame… */
+  #replies = new Map<string, (string | Uint8Array)[]>();
   #replyTimer: NodeJS.Immediate | undefined;
   readonly #flushReplies = () => this.#sendReplies();
   #connected = true;
   #closed = false;
   #statusIter: { stop(): void } | undefined;
-  #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0 };
+  #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0, replyMessages: 0 };
   #dropWindowStart = 0;
   #dropWindowCount = 0;
 
@@ -251,16 +253,17 @@ export class NatsBus implements Bus {
     }
     this.#stats.batchesReceived++;
     if (!handler) {
-      for (const item of batch.items) this.#respond(`${batch.reply}.${item.id}`, encodeDeclinedReply(`${target} is no longer served by host ${this.hostId}`));
+      for (const item of batch.items) this.#respond(batch.reply, item.id, encodeDeclinedReply(`${target} is no longer served by host ${this.hostId}`));
       this.#stats.declined += batch.items.length;
       return;
     }
     for (const item of batch.items) {
       this.#stats.served++;
-      const reply = `${batch.reply}.${item.id}`;
+      const replyTo = batch.reply;
+      const id = item.id;
       const deadline = now + (item.deadline - batch.sent);
       if (deadline <= now) {
-        this.#respond(reply, encodeErrorReply('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+        this.#respond(replyTo, id, encodeErrorReply('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
         continue;
       }
       const inv: LatticeInvocation = {
@@ -281,33 +284,58 @@ export class NatsBus implements Bus {
         result = Promise.reject(err);
       }
       result.then(
-        (bytes) => this.#respond(reply, encodeOkReply(bytes instanceof Uint8Array ? bytes : new Uint8Array(0))),
+        (bytes) => this.#respond(replyTo, id, encodeOkReply(bytes instanceof Uint8Array ? bytes : new Uint8Array(0))),
         (err: unknown) => {
           // Errors without a code of their own are reported as ERROR; the caller maps it by target kind.
           const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ERROR';
           const message = err instanceof Error ? err.message : String(err);
-          this.#respond(reply, encodeErrorReply(code, message));
+          this.#respond(replyTo, id, encodeErrorReply(code, message));
         },
       );
     }
   }
 
-  /** Replies wait for the end of the turn too, so a turn's replies leave in one socket write. */
-  #respond(reply: string, frame: Uint8Array): void {
-    this.#replies.push(reply, frame);
+  /**
+   * Replies wait for the end of the turn too: each caller then gets its replies of the turn in
+   * one message (a lone reply goes on its own subject, as it is), split at the batch byte bound.
+   */
+  #respond(replyTo: string, id: string, frame: Uint8Array): void {
+    let list = this.#replies.get(replyTo);
+    if (list === undefined) {
+      list = [];
+      this.#replies.set(replyTo, list);
+    }
+    list.push(id, frame);
     if (this.#replyTimer === undefined) this.#replyTimer = setImmediate(this.#flushReplies);
   }
 
   #sendReplies(): void {
     this.#replyTimer = undefined;
     const replies = this.#replies;
-    this.#replies = [];
-    for (let i = 0; i < replies.length; i += 2) {
-      try {
-        this.#nc.publish(replies[i] as string, replies[i + 1] as Uint8Array);
-      } catch (err) {
-        this.#log.debug({ err: (err as Error).message }, 'could not send a reply');
+    this.#replies = new Map();
+    const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 1;
+    for (const [replyTo, list] of replies) {
+      let from = 0;
+      let bytes = 0;
+      for (let i = 0; i <= list.length; i += 2) {
+        const size = i < list.length ? replyBatchEntrySize(list[i] as string, list[i + 1] as Uint8Array) : 0;
+        if (i === list.length || (i > from && bytes + size > maxBytes)) {
+          this.#publishReplies(replyTo, list.slice(from, i));
+          from = i;
+          bytes = 0;
+        }
+        bytes += size;
       }
+    }
+  }
+
+  #publishReplies(replyTo: string, entries: (string | Uint8Array)[]): void {
+    try {
+      if (entries.length === 2) this.#nc.publish(`${replyTo}.${entries[0] as string}`, entries[1] as Uint8Array);
+      else this.#nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, frameReplyBatch(entries));
+      this.#stats.replyMessages++;
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'could not send replies');
     }
   }
 

@@ -12,7 +12,7 @@ import type { Msg, NatsConnection } from 'nats';
 import type { BusInvocation } from '../bus.ts';
 import { InvocationError, type InvocationErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
-import { batchOverhead, decodeReply, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
+import { batchOverhead, decodeReply, encodeItem, frameBatch, readReplyBatch, REPLY_BATCH_TOKEN, type BatchHeader, type HostKey } from './envelope.ts';
 import { rpcSubject } from './subjects.ts';
 
 /** What the calling side needs of the bus options (see `NatsBusOptions`). */
@@ -228,24 +228,40 @@ export class OutboundCalls {
     send();
   }
 
-  /** A message on the inbox: a reply to one call, or a status of a whole batch. */
+  /** A message on the inbox: a reply to one call, the replies to several, or a status of a whole batch. */
   onReply(m: Msg): void {
     const id = m.subject.slice(this.#inboxLen);
+    if (id === REPLY_BATCH_TOKEN) {
+      try {
+        readReplyBatch(m.data, (one, frame) => this.#settle(one, frame));
+      } catch {
+        // Garbled past some point: the calls it did not answer fail at their deadline.
+      }
+      return;
+    }
     if (id.includes('-')) {
       this.#onBatchStatus(id, m);
       return;
     }
-    const p = this.#pending.get(id);
-    if (!p) return; // late reply to a call that already failed (deadline, disconnect)
-    this.#pending.delete(id);
     const headers = m.headers;
     if (headers && headers.code === 503) {
+      const p = this.#pending.get(id);
+      if (!p) return;
+      this.#pending.delete(id);
       p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
       return;
     }
+    this.#settle(id, m.data);
+  }
+
+  /** Settles call `id` with its reply frame. */
+  #settle(id: string, frame: Uint8Array): void {
+    const p = this.#pending.get(id);
+    if (!p) return; // late reply to a call that already failed (deadline, disconnect)
+    this.#pending.delete(id);
     let reply;
     try {
-      reply = decodeReply(m.data);
+      reply = decodeReply(frame);
     } catch (err) {
       p.reject(new InvocationError('BAD_PAYLOAD', `garbled reply from ${p.target}: ${(err as Error).message}`, { cause: err }));
       return;
