@@ -6,21 +6,16 @@ import { isWasmletError } from '../errors.ts';
 import {
   batchOverhead,
   decodeBatch,
-  decodeReply,
   encodeBatch,
-  encodeDeclinedReply,
-  encodeErrorReply,
   encodeItem,
-  encodeOkReply,
   ENVELOPE_INVALID,
   frameBatch,
-  frameReplyBatch,
-  readReplyBatch,
   hostKeyFromSeed,
   HOST_KEY_INVALID,
   type Batch,
   type BatchItem,
 } from './envelope.ts';
+import { decodeReply, encodeDeclinedReply, encodeErrorReply, encodeOkReply, frameReplyBatch, readReplyBatch } from './replies.ts';
 
 const host = generateKeyPair('server');
 const key = hostKeyFromSeed(host.seed);

@@ -8,7 +8,8 @@ import { encode } from '../codec.ts';
 import { InvocationError, isInvocationError } from '../errors.ts';
 import { actorTarget, providerTarget, type BusHandler } from '../bus.ts';
 import { connectNats } from './connection.ts';
-import { encodeBatch, hostKeyFromSeed, readReplyBatch, type BatchItem } from './envelope.ts';
+import { encodeBatch, hostKeyFromSeed, type BatchItem } from './envelope.ts';
+import { readReplyBatch } from './replies.ts';
 import { NatsBus, type LatticeInvocation, type NatsBusOptionsInput } from './nats-bus.ts';
 import { rpcSubject } from './subjects.ts';
 

@@ -12,7 +12,8 @@ import type { Msg, NatsConnection } from 'nats';
 import type { BusInvocation } from '../bus.ts';
 import { InvocationError, type InvocationErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
-import { batchOverhead, decodeReply, encodeItem, frameBatch, readReplyBatch, REPLY_BATCH_TOKEN, type BatchHeader, type HostKey } from './envelope.ts';
+import { batchOverhead, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
+import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN } from './replies.ts';
 import { rpcSubject } from './subjects.ts';
 
 /** What the calling side needs of the bus options (see `NatsBusOptions`). */

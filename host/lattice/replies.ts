@@ -1,0 +1,113 @@
+/**
+ * Reply frames of the lattice (see envelope.ts for invocation batches): one status byte then the
+ * payload, and reply batches that carry a turn's replies to one caller in one NATS message.
+ */
+import { decode, encode } from '../codec.ts';
+import { WasmletError } from '../errors.ts';
+import { HOST_KEY_INVALID, invalid, isPlainObject } from './envelope.ts';
+
+// ---------------------------------------------------------------------------------- replies
+
+const REPLY_OK = 0;
+const REPLY_ERROR = 1;
+const REPLY_DECLINED = 2;
+/** Code of a declined reply: the item was not run, send it again. */
+export const DECLINED = 'DECLINED';
+
+export function encodeOkReply(result: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(1 + result.byteLength);
+  frame[0] = REPLY_OK;
+  frame.set(result, 1);
+  return frame;
+}
+
+export function encodeErrorReply(code: string, message: string): Uint8Array {
+  const body = encode({ code, message });
+  const frame = new Uint8Array(1 + body.byteLength);
+  frame[0] = REPLY_ERROR;
+  frame.set(body, 1);
+  return frame;
+}
+
+/** The receiver did not run the item (it stops serving the target): the caller may send it again. */
+export function encodeDeclinedReply(message: string): Uint8Array {
+  const body = encode({ code: DECLINED, message });
+  const frame = new Uint8Array(1 + body.byteLength);
+  frame[0] = REPLY_DECLINED;
+  frame.set(body, 1);
+  return frame;
+}
+
+export type Reply = { ok: true; result: Uint8Array } | { ok: false; code: string; message: string; declined?: true };
+
+/** Decodes a reply frame; throws WasmletError(ENVELOPE_INVALID) when garbled. */
+export function decodeReply(frame: Uint8Array): Reply {
+  if (frame.byteLength === 0) throw invalid('empty reply');
+  if (frame[0] === REPLY_OK) return { ok: true, result: frame.subarray(1) };
+  if (frame[0] !== REPLY_ERROR && frame[0] !== REPLY_DECLINED) throw invalid(`unknown reply status ${frame[0]}`);
+  let value: unknown;
+  try {
+    value = decode(frame.subarray(1));
+  } catch (err) {
+    throw invalid(`error reply is not msgpack (${(err as Error).message})`, err);
+  }
+  if (!isPlainObject(value) || typeof value.code !== 'string' || typeof value.message !== 'string') {
+    throw invalid('error reply must be a map {code, message}');
+  }
+  return frame[0] === REPLY_DECLINED ? { ok: false, code: DECLINED, message: value.message, declined: true } : { ok: false, code: value.code, message: value.message };
+}
+
+// ---------------------------------------------------------------------------- reply batches
+
+/** The inbox token of reply batches (correlation ids are base-36, so never `_`). */
+export const REPLY_BATCH_TOKEN = '_';
+const REPLY_BATCH = 3;
+
+/**
+ * Frames several replies as one message: byte 3, then per reply `[id length: u8][id][frame
+ * length: u32 BE][frame]`. `frames` alternates id, frame.
+ */
+export function frameReplyBatch(entries: readonly (string | Uint8Array)[]): Uint8Array {
+  let size = 1;
+  for (let i = 0; i < entries.length; i += 2) size += 1 + (entries[i] as string).length + 4 + (entries[i + 1] as Uint8Array).byteLength;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = REPLY_BATCH;
+  let at = 1;
+  for (let i = 0; i < entries.length; i += 2) {
+    const id = entries[i] as string;
+    const frame = entries[i + 1] as Uint8Array;
+    if (id.length > 255) throw new WasmletError(HOST_KEY_INVALID, `correlation id too long (${id.length} characters)`);
+    out[at++] = id.length;
+    for (let c = 0; c < id.length; c++) out[at++] = id.charCodeAt(c) & 0x7f;
+    view.setUint32(at, frame.byteLength);
+    at += 4;
+    out.set(frame, at);
+    at += frame.byteLength;
+  }
+  return out;
+}
+
+/** The bytes one reply adds to a reply batch. */
+export function replyBatchEntrySize(id: string, frame: Uint8Array): number {
+  return 1 + id.length + 4 + frame.byteLength;
+}
+
+/** Calls `each(id, frame)` for every reply of a batch; throws WasmletError(ENVELOPE_INVALID) when garbled (after the replies before the damage). */
+export function readReplyBatch(data: Uint8Array, each: (id: string, frame: Uint8Array) => void): void {
+  if (data.byteLength === 0 || data[0] !== REPLY_BATCH) throw invalid(`not a reply batch (first byte ${data[0] ?? 'missing'})`);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 1;
+  while (at < data.byteLength) {
+    const idLen = data[at++]!;
+    if (idLen === 0 || at + idLen + 4 > data.byteLength) throw invalid('reply batch truncated');
+    let id = '';
+    for (let c = 0; c < idLen; c++) id += String.fromCharCode(data[at + c]!);
+    at += idLen;
+    const len = view.getUint32(at);
+    at += 4;
+    if (at + len > data.byteLength) throw invalid('reply batch truncated');
+    each(id, data.subarray(at, at + len));
+    at += len;
+  }
+}
