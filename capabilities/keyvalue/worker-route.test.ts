@@ -64,6 +64,21 @@ describe('key-value calls answered in actor workers (memory backend)', () => {
     assert.equal(mainCalls.length - mainBefore, 1, 'only the direct main-thread call reached handle()');
   });
 
+  it('follows a link moved to another bucket, and stops when the link goes', async () => {
+    const mainBefore = mainCalls.length;
+    await call('Set', { key: 'where', value: 'routes-bucket', expires: 0 });
+    await host.putLink({ actor: toolbox.id, contract: KEY_VALUE, values: { BUCKET: 'elsewhere' } });
+    assert.deepEqual(await call('Get', { key: 'where' }), { value: '', exists: false }, 'the new bucket is empty');
+    await call('Set', { key: 'where', value: 'elsewhere-bucket', expires: 0 });
+    assert.deepEqual(await viaMain('Get', { key: 'where' }), { value: 'elsewhere-bucket', exists: true });
+    await host.putLink({ actor: toolbox.id, contract: KEY_VALUE, values: { BUCKET: 'routes' } });
+    assert.deepEqual(await call('Get', { key: 'where' }), { value: 'routes-bucket', exists: true }, 'back on the first bucket, its data kept');
+    assert.equal(await host.deleteLink(toolbox.id, KEY_VALUE), true);
+    await assert.rejects(call('Get', { key: 'where' }), (e) => isInvocationError(e) && /no link/.test(e.message));
+    await host.putLink({ actor: toolbox.id, contract: KEY_VALUE, values: { BUCKET: 'routes' } });
+    assert.equal(mainCalls.length - mainBefore, 1, 'only the direct main-thread call reached handle()');
+  });
+
   it('offers a route only for links on a shared-memory store', async () => {
     assert.ok(provider.workerRoute(toolbox.id, 'default'));
     assert.equal(provider.workerRoute(toolbox.id, 'other'), undefined, 'unknown link');
