@@ -8,7 +8,7 @@
  * format), which keeps auth, TLS and cluster routes in one place.
  */
 import type { ChildProcess } from 'node:child_process';
-import { spawnUntilReady, waitExit } from './server-process.ts';
+import { retry, ServerHandle, spawnUntilReady } from './server-process.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -162,36 +162,25 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const configFile = join(dir, 'nats-server.json');
 
   // Another process may grab a free port between our probe and the server binding it: retry.
-  let child: ChildProcess | undefined;
   let port = 0;
   let monitorPort = 0;
   let name = '';
-  let lastError: unknown;
-  for (let attempt = 0; attempt < (options.port ? 1 : 5) && !child; attempt++) {
-    port = options.port ?? (await distinctFreePort());
-    monitorPort = await distinctFreePort();
-    name = options.name ?? `wasmlet-test-${port}`;
-    await writeFile(configFile, JSON.stringify(buildConfig(options, port, monitorPort, name, dir), null, 2));
-    try {
-      child = await launch({ binary, port, configFile, startTimeoutMs });
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  if (!child) {
+  let child: ChildProcess;
+  try {
+    child = await retry(options.port ? 1 : 5, async () => {
+      port = options.port ?? (await distinctFreePort());
+      monitorPort = await distinctFreePort();
+      name = options.name ?? `wasmlet-test-${port}`;
+      await writeFile(configFile, JSON.stringify(buildConfig(options, port, monitorPort, name, dir), null, 2));
+      return launch({ binary, port, configFile, startTimeoutMs });
+    });
+  } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    throw lastError;
+    throw err;
   }
 
-  let current: ChildProcess | undefined = child;
+  const server = new ServerHandle(child);
   let removed = false;
-  const halt = async (signal: NodeJS.Signals) => {
-    const c = current;
-    current = undefined;
-    if (!c) return;
-    c.kill(signal);
-    await waitExit(c, 5000);
-  };
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -199,27 +188,15 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     name,
     dir,
     get running() {
-      return current !== undefined;
+      return server.running;
     },
-    kill: () => halt('SIGKILL'),
+    kill: () => server.halt('SIGKILL'),
     async restart() {
       if (removed) throw new Error('nats-server was stopped for good');
-      await halt('SIGTERM');
-      // The port was ours until a moment ago; retry briefly in case the kernel still holds it.
-      let err: unknown;
-      for (let attempt = 0; attempt < 10; attempt++) {
-        try {
-          current = await launch({ binary, port, configFile, startTimeoutMs });
-          return;
-        } catch (e) {
-          err = e;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-      throw err;
+      await server.restart(() => launch({ binary, port, configFile, startTimeoutMs }));
     },
     async stop() {
-      await halt('SIGTERM');
+      await server.halt();
       if (removed) return;
       removed = true;
       await rm(dir, { recursive: true, force: true });

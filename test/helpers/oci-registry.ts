@@ -10,7 +10,7 @@
  * Fault tests `kill()` (SIGKILL) and `restart()` it: a restarted registry keeps its port and data.
  */
 import type { ChildProcess } from 'node:child_process';
-import { spawnUntilReady, waitExit } from './server-process.ts';
+import { retry, ServerHandle, spawnUntilReady } from './server-process.ts';
 import { X509Certificate, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -242,34 +242,23 @@ export async function startOciRegistry(options: OciRegistryOptions = {}): Promis
   }
 
   // Another process may grab the free port between our probe and the registry binding it: retry.
-  let child: ChildProcess | undefined;
   let port = 0;
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5 && !child; attempt++) {
-    port = await freePort();
-    await writeFile(configFile, stringify(buildConfig(options, port, dir, secret, token)));
-    try {
-      child = await launch(binary, configFile, `http://127.0.0.1:${port}`, startTimeoutMs);
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  if (!child) {
+  let child: ChildProcess;
+  try {
+    child = await retry(5, async () => {
+      port = await freePort();
+      await writeFile(configFile, stringify(buildConfig(options, port, dir, secret, token)));
+      return launch(binary, configFile, `http://127.0.0.1:${port}`, startTimeoutMs);
+    });
+  } catch (err) {
     await token?.close();
     await rm(dir, { recursive: true, force: true });
-    throw lastError;
+    throw err;
   }
 
   const url = `http://127.0.0.1:${port}`;
-  let current: ChildProcess | undefined = child;
+  const server = new ServerHandle(child);
   let removed = false;
-  const halt = async (signal: NodeJS.Signals) => {
-    const c = current;
-    current = undefined;
-    if (!c) return;
-    c.kill(signal);
-    await waitExit(c, 5000);
-  };
   return {
     url,
     host: `127.0.0.1:${port}`,
@@ -283,27 +272,15 @@ export async function startOciRegistry(options: OciRegistryOptions = {}): Promis
       return join(storageDir, 'docker', 'registry', 'v2', 'blobs', m[1]!, m[2]!, `${m[2]}${m[3]}`, 'data');
     },
     get running() {
-      return current !== undefined;
+      return server.running;
     },
-    kill: () => halt('SIGKILL'),
+    kill: () => server.halt('SIGKILL'),
     async restart() {
       if (removed) throw new Error('docker-registry was stopped for good');
-      await halt('SIGTERM');
-      // The port was ours until a moment ago; retry briefly in case the kernel still holds it.
-      let err: unknown;
-      for (let attempt = 0; attempt < 10; attempt++) {
-        try {
-          current = await launch(binary, configFile, url, startTimeoutMs);
-          return;
-        } catch (e) {
-          err = e;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-      throw err;
+      await server.restart(() => launch(binary, configFile, url, startTimeoutMs));
     },
     async stop() {
-      await halt('SIGTERM');
+      await server.halt();
       if (removed) return;
       removed = true;
       await token?.close();

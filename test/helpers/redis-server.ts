@@ -4,7 +4,7 @@
  * already runs.
  */
 import type { ChildProcess } from 'node:child_process';
-import { spawnUntilReady, waitExit } from './server-process.ts';
+import { retry, ServerHandle, spawnUntilReady } from './server-process.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -80,50 +80,28 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), 'wasmlet-redis-'));
 
   // Another process may grab the free port between our probe and redis binding it: retry.
-  let child: ChildProcess | undefined;
   let port = 0;
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5 && !child; attempt++) {
-    port = await freePort();
-    try {
-      child = await launch(binary, port, dir, startTimeoutMs);
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  if (!child) {
+  let child: ChildProcess;
+  try {
+    child = await retry(5, async () => {
+      port = await freePort();
+      return launch(binary, port, dir, startTimeoutMs);
+    });
+  } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    throw lastError;
+    throw err;
   }
 
-  let current: ChildProcess | undefined = child;
+  const server = new ServerHandle(child);
   let removed = false;
-  const kill = async () => {
-    const c = current;
-    current = undefined;
-    if (!c) return;
-    c.kill('SIGTERM');
-    await waitExit(c, 5000);
-  };
+  const kill = () => server.halt();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     kill,
     async restart() {
       if (removed) throw new Error('redis-server was stopped for good');
-      await kill();
-      // The port was ours until a moment ago; retry briefly in case the kernel still holds it.
-      let err: unknown;
-      for (let attempt = 0; attempt < 5; attempt++) {
-        try {
-          current = await launch(binary, port, dir, startTimeoutMs);
-          return;
-        } catch (e) {
-          err = e;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-      throw err;
+      await server.restart(() => launch(binary, port, dir, startTimeoutMs));
     },
     async stop() {
       await kill();

@@ -67,3 +67,45 @@ export async function spawnUntilReady(o: SpawnUntilReadyOptions): Promise<ChildP
   await waitExit(child, 2000);
   throw new Error(`${o.name} was not ${o.readiness} within ${o.startTimeoutMs} ms: ${output.trim()}`);
 }
+
+/** Runs `attempt` up to `times` times, `delayMs` apart, until it resolves; throws the last error. */
+export async function retry<T>(times: number, attempt: () => Promise<T>, delayMs = 0): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < times; i++) {
+    if (i > 0 && delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    try {
+      return await attempt();
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+/** A helper's one live server process: stopped on demand, and started again on the same port. */
+export class ServerHandle {
+  #current: ChildProcess | undefined;
+
+  constructor(child: ChildProcess) {
+    this.#current = child;
+  }
+
+  get running(): boolean {
+    return this.#current !== undefined;
+  }
+
+  /** Stops the process, if it runs, and waits for it to exit. */
+  async halt(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.#current;
+    this.#current = undefined;
+    if (!c) return;
+    c.kill(signal);
+    await waitExit(c, 5000);
+  }
+
+  /** Stops it and launches it again; the kernel may hold the port a moment, so launching retries. */
+  async restart(launch: () => Promise<ChildProcess>): Promise<void> {
+    await this.halt('SIGTERM');
+    this.#current = await retry(10, launch, 200);
+  }
+}
