@@ -2,7 +2,7 @@
  * The `wasmlet` command. The only place (with the other CLI entries) that reads process.env.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
 import { builtinProviders, HttpServerProvider, KeyValueProvider, LoggingProvider, natsBackend } from '../capabilities/index.ts';
@@ -17,16 +17,9 @@ import { registerClaimsCommands } from './cli/claims-commands.ts';
 import { isWasmletError } from './errors.ts';
 import { loadManifest } from './manifest.ts';
 import { runPlan } from './run-plan.ts';
+import { integerArg } from './cli/args.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-
-function int(what: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
-    return n;
-  };
-}
 
 function makeLogger(level: string): Logger {
   return pino({ level, base: { pid: process.pid } });
@@ -49,9 +42,9 @@ program
   .command('up')
   .description('run a host manifest (waSCC format as-is, or wasmlet/v1) until interrupted')
   .argument('<manifest>', 'path of the manifest (YAML or JSON)')
-  .option('--workers <n>', 'worker threads that run actors', int('--workers'))
-  .option('--deadline-ms <n>', 'deadline of one invocation', int('--deadline-ms'))
-  .option('--max-instances <n>', 'instances per actor', int('--max-instances'))
+  .option('--workers <n>', 'worker threads that run actors', integerArg('--workers', 1))
+  .option('--deadline-ms <n>', 'deadline of one invocation', integerArg('--deadline-ms', 1))
+  .option('--max-instances <n>', 'instances per actor', integerArg('--max-instances', 1))
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.WASMLET_LOG_LEVEL ?? 'info')
   .action(async (manifest: string, opts: { workers?: number; deadlineMs?: number; maxInstances?: number; logLevel: string }) => {
     const logger = makeLogger(opts.logLevel);

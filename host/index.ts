@@ -33,3 +33,4 @@ export { hostControl } from './lattice/host-control.ts';
 export { registerCtlCommands, addNatsOptions, natsOptionsFromFlags, latticeFromFlags } from './lattice/ctl-commands.ts';
 export { rpcSubject, ctlSubject, eventSubject, latticePrefix, encodeKvToken, decodeKvToken, encodeSubjectToken, decodeSubjectToken } from './lattice/subjects.ts';
 export { registerLatticeCommands } from './cli/lattice-commands.ts';
+export { integerArg } from './cli/args.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { builtinProviders } from '../capabilities/index.ts';
-import { Host, isWasmletError } from '../host/index.ts';
+import { Host, integerArg, isWasmletError } from '../host/index.ts';
 import { NodeAgent } from './node-agent.ts';
 import { createImagePuller } from './oci/puller.ts';
 import type { NodeAgentOptionsInput } from './options.ts';
@@ -51,13 +51,6 @@ interface KubeletFlags {
   workers?: number;
   deadlineMs?: number;
   logLevel: string;
-}
-
-function integer(what: string, min: number) {
-  return (v: string): number => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`${what} must be an integer >= ${min}`);
-    return Number(v);
-  };
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -119,7 +112,7 @@ export function registerKubeletCommand(program: Command, io: KubeletCliIo): void
     .description('join a Kubernetes cluster as a node: pods become actors (waPC, components) and WASI programs')
     .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG, in-cluster, then ~/.kube/config)')
     .option('--node-name <name>', 'name of the Node (default: this machine\'s hostname)')
-    .option('--port <n>', 'kubelet HTTPS API port (logs); 0 picks a free one', integer('--port', 0), 10250)
+    .option('--port <n>', 'kubelet HTTPS API port (logs); 0 picks a free one', integerArg('--port', 0), 10250)
     .option('--address <ip>', 'the node\'s address (InternalIP, pod IPs; default: first non-internal IPv4)')
     .option('--bind-address <ip>', 'address the kubelet API binds (default: --address)')
     .option('--tls-cert <file>', 'serving certificate (PEM) of the kubelet API (default: self-signed)')
@@ -131,12 +124,12 @@ export function registerKubeletCommand(program: Command, io: KubeletCliIo): void
     .option('--insecure-registry <host>', 'a registry reachable over plain HTTP (repeatable; loopback always is)', collect)
     .option('--image-cache <dir>', 'image cache directory (default: <data-dir>/images)')
     .option('--data-dir <dir>', 'where pod volumes and the image cache live')
-    .option('--max-pods <n>', 'pods this node accepts', integer('--max-pods', 1))
+    .option('--max-pods <n>', 'pods this node accepts', integerArg('--max-pods', 1))
     .option('--label <key=value>', 'a node label (repeatable)', collect)
     .option('--taint <key=value:Effect>', 'a node taint (repeatable; replaces the default wasmlet.dev/arch taints)', collect)
     .option('--issuer <account>', 'accept only actors signed by this account (repeatable)', collect)
-    .option('--workers <n>', 'worker threads that run actors', integer('--workers', 1))
-    .option('--deadline-ms <n>', 'deadline of one invocation', integer('--deadline-ms', 1))
+    .option('--workers <n>', 'worker threads that run actors', integerArg('--workers', 1))
+    .option('--deadline-ms <n>', 'deadline of one invocation', integerArg('--deadline-ms', 1))
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .action(async (flags: KubeletFlags, cmd: Command) => {

@@ -5,7 +5,8 @@
  * Seeds are never printed, except by `keys gen` without `--out`, where printing is the point.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { integerArg } from './args.ts';
 import { isWasmletError } from '../errors.ts';
 import { writeAtomically } from '../fs-util.ts';
 import type { ActorClaims } from '../types.ts';
@@ -19,15 +20,6 @@ export interface CliIo {
 
 /** nkey seeds are 58 base32 characters starting with S. */
 const SEED_SHAPE = /^S[A-Z2-7]{57}$/;
-
-function integer(what: string, min: number) {
-  return (value: string): number => {
-    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${what} must be an integer`);
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be an integer >= ${min}`);
-    return n;
-  };
-}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -168,11 +160,11 @@ export function registerClaimsCommands(program: Command, io: CliIo): void {
     .requiredOption('--name <name>', 'the actor name')
     .option('--cap <contract>', 'a capability contract the actor may call (repeatable)', collect)
     .option('--tag <tag>', 'a tag (repeatable)', collect)
-    .addOption(new Option('--expires-in <seconds>', 'expire this many seconds from now').argParser(integer('--expires-in', 1)).conflicts('exp'))
-    .addOption(new Option('--exp <unix>', 'expire at this time (seconds since the epoch)').argParser(integer('--exp', 0)))
-    .addOption(new Option('--nbf <unix>', 'not valid before this time (seconds since the epoch)').argParser(integer('--nbf', 0)).conflicts('notBeforeIn'))
-    .addOption(new Option('--not-before-in <seconds>', 'not valid until this many seconds from now').argParser(integer('--not-before-in', 0)))
-    .option('--rev <n>', 'revision number', integer('--rev', 0))
+    .addOption(new Option('--expires-in <seconds>', 'expire this many seconds from now').argParser(integerArg('--expires-in', 1)).conflicts('exp'))
+    .addOption(new Option('--exp <unix>', 'expire at this time (seconds since the epoch)').argParser(integerArg('--exp', 0)))
+    .addOption(new Option('--nbf <unix>', 'not valid before this time (seconds since the epoch)').argParser(integerArg('--nbf', 0)).conflicts('notBeforeIn'))
+    .addOption(new Option('--not-before-in <seconds>', 'not valid until this many seconds from now').argParser(integerArg('--not-before-in', 0)))
+    .option('--rev <n>', 'revision number', integerArg('--rev', 0))
     .option('--ver <version>', 'human-readable version')
     .requiredOption('-o, --out <file>', 'where to write the signed .wasm')
     .action(async (file: string, flags: SignFlags, cmd: Command) => {

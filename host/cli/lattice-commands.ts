@@ -19,6 +19,7 @@ import { NatsLinkStore } from '../lattice/nats-link-store.ts';
 import { loadManifest } from '../manifest.ts';
 import { runPlan, type ProviderFactory } from '../run-plan.ts';
 import type { CapabilityProvider } from '../types.ts';
+import { integerArg } from './args.ts';
 
 export interface LatticeCliIo {
   stdout: (s: string) => void;
@@ -45,11 +46,6 @@ interface LatticeFlags extends NatsFlags {
   heartbeatMs?: number;
 }
 
-const int = (what: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be an integer >= ${min}`);
-  return n;
-};
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 async function hostSeed(flag: string | undefined): Promise<string> {
@@ -65,7 +61,7 @@ function commonOptions(cmd: Command): Command {
     .option('--host-seed <seed-or-file>', 'server nkey seed (SN…) that signs this process\'s lattice calls (default: a fresh key)')
     .option('--no-antiforgery', 'send and accept unsigned lattice calls (only on a lattice secured by NATS permissions or TLS, on every host)')
     .option('--allowed-host <N…>', 'accept lattice calls only from these host keys (repeatable)', collect)
-    .option('--heartbeat-ms <ms>', 'host heartbeat interval', int('--heartbeat-ms', 0))
+    .option('--heartbeat-ms <ms>', 'host heartbeat interval', integerArg('--heartbeat-ms', 0))
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info');
 }
 
@@ -110,8 +106,8 @@ export function registerLatticeCommands(program: Command, io: LatticeCliIo, deps
       .command('host')
       .description('join a NATS lattice as a host that runs actors (start them with --manifest or `wasmlet ctl start actor`)')
       .option('--manifest <file>', 'a manifest to run on this host (actors, links, and in-process providers)')
-      .option('--workers <n>', 'worker threads that run actors', int('--workers', 1))
-      .option('--deadline-ms <n>', 'deadline of one invocation', int('--deadline-ms', 1)),
+      .option('--workers <n>', 'worker threads that run actors', integerArg('--workers', 1))
+      .option('--deadline-ms <n>', 'deadline of one invocation', integerArg('--deadline-ms', 1)),
   ).action(async (flags: LatticeFlags & { manifest?: string; workers?: number; deadlineMs?: number }) => {
     const j = await join(flags, io, 'wasmlet-host');
     const overrides = {

@@ -12,6 +12,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import type { NatsConnection } from 'nats';
+import { integerArg } from '../cli/args.ts';
 import { isWasmletError } from '../errors.ts';
 import { connectNats, parseNatsConnectionOptions, type NatsConnectionOptions, type NatsConnectionOptionsInput } from './connection.ts';
 import { ControlClient, type CloudEvent } from './control.ts';
@@ -52,15 +53,6 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-function integer(what: string, min: number) {
-  return (value: string): number => {
-    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${what} must be an integer`);
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be an integer >= ${min}`);
-    return n;
-  };
-}
-
 function latticeId(value: string): string {
   const r = latticeIdSchema.safeParse(value);
   if (!r.success) throw new InvalidArgumentError('a lattice id is 1–64 letters, digits, "-" or "_"');
@@ -80,10 +72,10 @@ export function addNatsOptions(command: Command, options: { lattice?: boolean } 
     .option('--nats-tls-cert <file>', 'client certificate (with --nats-tls-key)')
     .option('--nats-tls-key <file>', 'client certificate key')
     .option('--nats-name <name>', 'connection name shown by the server')
-    .option('--nats-max-reconnects <n>', 'reconnect attempts per server, -1 = forever', integer('--nats-max-reconnects', -1))
-    .option('--nats-reconnect-wait-ms <ms>', 'wait between reconnect attempts', integer('--nats-reconnect-wait-ms', 0))
-    .option('--nats-reconnect-jitter-ms <ms>', 'random extra reconnect wait', integer('--nats-reconnect-jitter-ms', 0))
-    .option('--nats-timeout-ms <ms>', 'deadline of one connection attempt', integer('--nats-timeout-ms', 1));
+    .option('--nats-max-reconnects <n>', 'reconnect attempts per server, -1 = forever', integerArg('--nats-max-reconnects', -1))
+    .option('--nats-reconnect-wait-ms <ms>', 'wait between reconnect attempts', integerArg('--nats-reconnect-wait-ms', 0))
+    .option('--nats-reconnect-jitter-ms <ms>', 'random extra reconnect wait', integerArg('--nats-reconnect-jitter-ms', 0))
+    .option('--nats-timeout-ms <ms>', 'deadline of one connection attempt', integerArg('--nats-timeout-ms', 1));
   if (options.lattice ?? true) command.option('--lattice <id>', 'lattice id (default WASMLET_LATTICE, else "default")', latticeId);
   return command;
 }
@@ -179,8 +171,8 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     c.configureOutput(output);
     addNatsOptions(c);
     c.option('--json', 'print JSON');
-    c.option('--timeout-ms <ms>', 'deadline of a request one host answers (default 5000)', integer('--timeout-ms', 1));
-    c.option('--gather-ms <ms>', 'how long answers from all hosts are gathered (default 1000)', integer('--gather-ms', 1));
+    c.option('--timeout-ms <ms>', 'deadline of a request one host answers (default 5000)', integerArg('--timeout-ms', 1));
+    c.option('--gather-ms <ms>', 'how long answers from all hosts are gathered (default 1000)', integerArg('--gather-ms', 1));
     return c;
   };
 
@@ -269,8 +261,8 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     .argument('<ref>', 'what to start: a path on the host or an OCI reference')
     .option('--host <id>', 'the host to start it on')
     .option('--config <key=value>', 'actor configuration (repeatable)', keyValues)
-    .option('--max-instances <n>', 'instances of this actor', integer('--max-instances', 1))
-    .option('--deadline-ms <ms>', 'deadline of one invocation', integer('--deadline-ms', 1))
+    .option('--max-instances <n>', 'instances of this actor', integerArg('--max-instances', 1))
+    .option('--deadline-ms <ms>', 'deadline of one invocation', integerArg('--deadline-ms', 1))
     .action(async (ref: string, flags: CtlFlags & { host?: string; config?: Record<string, string>; maxInstances?: number; deadlineMs?: number }, cmd: Command) =>
       withClient(cmd, flags, async (client) => {
         const r = await client.startActor(
@@ -341,7 +333,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
   // ---------------------------------------------------------------- watch
   leaf(ctl, 'watch', 'print lattice events (CloudEvents) as they happen, until interrupted')
     .option('--type <name>', 'only this event type, e.g. actor_started (repeatable)', collect)
-    .option('--count <n>', 'exit after this many events', integer('--count', 1))
+    .option('--count <n>', 'exit after this many events', integerArg('--count', 1))
     .action(async (flags: CtlFlags & { type?: string[]; count?: number }, cmd: Command) =>
       withClient(cmd, flags, async (client) => {
         const stream = client.watch({ ...(flags.type ? { types: flags.type } : {}), ...(io.signal ? { signal: io.signal } : {}) });
