@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Command, CommanderError } from 'commander';
+import { runCli, type CliRun } from '../../test/helpers/cli.ts';
 import { verifyActor } from '../claims/claims.ts';
 import { generateKeyPair } from '../claims/keys.ts';
 import { listCustomSections } from '../claims/wasm-sections.ts';
@@ -16,27 +16,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** `(module (type (func)))` */
 const SMALL_MODULE = Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00]);
 
-interface Run {
-  stdout: string;
-  stderr: string;
-  error?: CommanderError;
-}
-
 /** Runs the CLI in-process, as `wasmlet ARGS…`. */
-async function run(...args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = { stdout: (s: string) => void out.push(s), stderr: (s: string) => void err.push(s) };
-  const program = new Command('wasmlet').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerClaimsCommands(program, io);
-  let error: CommanderError | undefined;
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    if (!(e instanceof CommanderError)) throw e;
-    error = e;
-  }
-  return { stdout: out.join(''), stderr: err.join(''), ...(error ? { error } : {}) };
+function run(...args: string[]): Promise<CliRun> {
+  return runCli(registerClaimsCommands, args);
 }
 
 function path(name: string): string {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
+import { runCli, type CliRun } from '../../test/helpers/cli.ts';
 import { pino } from 'pino';
 import type { NatsConnection } from 'nats';
 import { freePort, startNatsServer, type NatsServer } from '../../test/helpers/nats-server.ts';
@@ -28,33 +29,9 @@ after(async () => {
   await server?.stop();
 });
 
-interface Run {
-  stdout: string;
-  stderr: string;
-  error?: CommanderError;
-}
-
 /** Runs `wasmlet ARGS…` in-process. */
-async function run(args: string[], extra: { env?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = { stdout: (s: string) => void out.push(s), stderr: (s: string) => void err.push(s), ...extra };
-  const program = new Command('wasmlet').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerCtlCommands(program, io);
-  // exitOverride is per command: make every subcommand throw instead of exiting.
-  const override = (c: Command) => {
-    c.exitOverride();
-    c.commands.forEach(override);
-  };
-  override(program);
-  let error: CommanderError | undefined;
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    if (!(e instanceof CommanderError)) throw e;
-    error = e;
-  }
-  return { stdout: out.join(''), stderr: err.join(''), ...(error ? { error } : {}) };
+function run(args: string[], extra: { env?: Record<string, string>; signal?: AbortSignal } = {}): Promise<CliRun> {
+  return runCli(registerCtlCommands, args, extra);
 }
 
 async function lattice(hostCount: number): Promise<{ id: string; hosts: FakeHost[]; ctls: ControlServer[]; args: string[] }> {

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Command, CommanderError } from 'commander';
+import { runCli, type CliRun } from '../../test/helpers/cli.ts';
 import pino from 'pino';
 import { startOciRegistry, type OciRegistry } from '../../test/helpers/oci-registry.ts';
 import { MEDIA_TYPES } from './manifest.ts';
@@ -26,27 +26,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  stdout: string;
-  stderr: string;
-  error?: CommanderError;
-}
-
-/** Runs `wasmlet ARGS…` in-process; `stdin` is what --password-stdin reads. */
-async function run(args: string[], stdin = ''): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = { stdout: (s: string) => void out.push(s), stderr: (s: string) => void err.push(s), readStdin: async () => stdin };
-  const program = new Command('wasmlet').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerPushCommand(program, io);
-  let error: CommanderError | undefined;
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    if (!(e instanceof CommanderError)) throw e;
-    error = e;
-  }
-  return { stdout: out.join(''), stderr: err.join(''), ...(error ? { error } : {}) };
+function run(args: string[], stdin = ''): Promise<CliRun> {
+  return runCli(registerPushCommand, args, { readStdin: async () => stdin });
 }
 
 async function pull(ref: string, credentials?: Array<{ registry: string; username: string; password: string }>) {
