@@ -15,7 +15,6 @@ import { compileWat, toolboxActor } from './helpers/wat.ts';
 import {
   condition,
   eventsFor,
-  eventually,
   isReady,
   phaseIs,
   podManifest,
@@ -25,6 +24,7 @@ import {
   waitForPod,
   type KubeletHarness,
 } from './helpers/kubelet-harness.ts';
+import { until } from './helpers/wait.ts';
 
 const fixtures = new URL('../../shared/fixtures/', import.meta.url);
 const echoBytes = readFileSync(new URL('wascc/echo.wasm', fixtures));
@@ -216,7 +216,7 @@ describe('node agent: actor pods', () => {
       h.api.store.create('pods', podManifest('late-image', { containers: [{ name: 'app', image: 'registry.test/late-image:v1' }] }));
       const p = await waitForPod(h.api, 'late-image', (x) => statusOf(x).containerStatuses?.[0]?.state?.waiting?.reason === 'ImagePullBackOff');
       assert.equal(statusOf(p).phase, 'Pending');
-      await eventually(() => h.puller.pulls.filter((x) => x.ref === 'registry.test/late-image:v1').length >= 3, 'retried pulls', 10_000);
+      await until(() => h.puller.pulls.filter((x) => x.ref === 'registry.test/late-image:v1').length >= 3, 'retried pulls', 10_000);
     } finally {
       h.puller.unreachable = false;
     }
@@ -262,7 +262,7 @@ describe('node agent: actor pods', () => {
     assert.ok(h.agent.pods().some((p) => p.name === 'unclaimed'));
     h.api.store.delete('pods', 'default', 'unclaimed', { gracePeriodSeconds: 30 });
     await waitForGone(h.api, 'unclaimed', 10_000);
-    await eventually(() => !h.agent.pods().some((p) => p.name === 'unclaimed'), 'agent forgot the pod', 5000);
+    await until(() => !h.agent.pods().some((p) => p.name === 'unclaimed'), 'agent forgot the pod', 5000);
     assert.equal(phaseIs('Failed')(h.api.store.get('pods', 'default', 'bad-annotation')!), true, 'other failed pods stay');
   });
 });

@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { wapcRuntime } from '../host/index.ts';
 import { buildTestActor, repoRoot, testComponentRuntime } from './helpers/component-actors.ts';
-import { eventually, KUBECTL, kubectl, startKubeletHarness, startTestScheduler, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { KUBECTL, kubectl, startKubeletHarness, startTestScheduler, type KubeletHarness } from './helpers/kubelet-harness.ts';
 import { freePort } from './helpers/redis-server.ts';
+import { until } from './helpers/wait.ts';
 
 const fixtures = new URL('../../shared/fixtures/', import.meta.url);
 
@@ -94,7 +95,7 @@ describe('demos as pods, with kubectl', { skip: KUBECTL ? false : 'kubectl is no
       async (port) => {
         const res = await fetch(`http://127.0.0.1:${port}/hi?level=warn&msg=careful`);
         assert.equal(res.status, 200);
-        await eventually(async () => (seen = (await kubectl(h.api, join(dir, 'cache'), 'logs', 'logger')).stdout).includes('careful'), 'the log line', 10_000);
+        await until(async () => (seen = (await kubectl(h.api, join(dir, 'cache'), 'logs', 'logger')).stdout).includes('careful'), 'the log line', 10_000);
       },
       (text) => assert.match(text, /careful/),
     );

@@ -11,7 +11,8 @@ import { HTTP_SERVER } from '../host/index.ts';
 import { printAndExitWat, wasiProgram } from './helpers/wasi-programs.ts';
 import { compileWat, signTestActor, toolboxActor, toolboxWat, type SignedTestActor } from './helpers/wat.ts';
 import { freePort } from './helpers/redis-server.ts';
-import { eventsFor, eventually, isReady, phaseIs, podManifest, startKubeletHarness, statusOf, waitForGone, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { eventsFor, isReady, phaseIs, podManifest, startKubeletHarness, statusOf, waitForGone, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { until } from './helpers/wait.ts';
 
 async function get(port: number, path: string): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -106,7 +107,7 @@ describe('node agent: failures', () => {
     assert.ok(h.host.actor(doomed!.id), 'nothing is stopped on a guess while the API is away');
     await h.api.restart();
 
-    await eventually(() => h.host.actor(doomed!.id) === undefined, 'the pod deleted during the outage is stopped', 15_000);
+    await until(() => h.host.actor(doomed!.id) === undefined, 'the pod deleted during the outage is stopped', 15_000);
     assert.equal(h.host.links.get(doomed!.id, HTTP_SERVER), undefined);
     await assert.rejects(get(ports.doomed, '/after'));
     await waitForPod(h.api, 'newcomer', isReady);
@@ -116,7 +117,7 @@ describe('node agent: failures', () => {
     assert.ok(h.agent.watchStats.lists > listsBefore, 'relisted after 410 Gone');
     // Node heartbeat and lease resume too.
     const renew = (h.api.store.get('leases', 'kube-node-lease', 'wasmlet-test-node')!.spec as { renewTime: string }).renewTime;
-    await eventually(() => (h.api.store.get('leases', 'kube-node-lease', 'wasmlet-test-node')!.spec as { renewTime: string }).renewTime !== renew, 'lease renewed after the outage', 5000);
+    await until(() => (h.api.store.get('leases', 'kube-node-lease', 'wasmlet-test-node')!.spec as { renewTime: string }).renewTime !== renew, 'lease renewed after the outage', 5000);
   });
 
   it('writes a status that changed during an outage once the API is back', async () => {
@@ -125,9 +126,9 @@ describe('node agent: failures', () => {
     h.puller.delayMs = 600;
     try {
       h.api.store.create('pods', podManifest('late-status', { containers: [{ name: 'app', image: 'registry.test/late-status:v1' }] }));
-      await eventually(() => h.agent.pods().some((p) => p.name === 'late-status'), 'agent saw the pod');
+      await until(() => h.agent.pods().some((p) => p.name === 'late-status'), 'agent saw the pod');
       await h.api.stop();
-      await eventually(() => h.host.actor(actor.id) !== undefined, 'actor started during the outage');
+      await until(() => h.host.actor(actor.id) !== undefined, 'actor started during the outage');
       await new Promise((r) => setTimeout(r, 300));
       await h.api.restart();
     } finally {

@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { encode } from '../host/index.ts';
 import { generateTestCertificate } from './kube-api-server/index.ts';
 import { toolboxActor, type SignedTestActor } from './helpers/wat.ts';
-import { eventually, isReady, KUBECTL, kubectl, KUBELET_TOKEN, podManifest, startKubeletHarness, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { isReady, KUBECTL, kubectl, KUBELET_TOKEN, podManifest, startKubeletHarness, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { until } from './helpers/wait.ts';
 
 interface Answer {
   status: number;
@@ -138,7 +139,7 @@ describe('node agent: kubelet API and container logs', () => {
   });
 
   it('kubectl logs reads them through the API server (its client certificate)', { skip: KUBECTL ? false : 'kubectl is not installed' }, async () => {
-    await eventually(() => !h.agent.pods().some((p) => p.name === 'logger'), 'the logger pod is gone', 10_000);
+    await until(() => !h.agent.pods().some((p) => p.name === 'logger'), 'the logger pod is gone', 10_000);
     h.api.store.create('pods', podManifest('logger2', { annotations: { 'wasmlet.dev/capabilities': 'logging' }, containers: [{ name: 'app', image: 'registry.test/logger:v1' }] }));
     await waitForPod(h.api, 'logger2', isReady);
     await actorLog('through the proxy');

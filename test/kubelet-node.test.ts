@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually, NODE, startKubeletHarness, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { NODE, startKubeletHarness, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { until } from './helpers/wait.ts';
 
 type NodeObj = {
   metadata: { labels?: Record<string, string>; uid?: string };
@@ -65,7 +66,7 @@ describe('node agent: Node and Lease', () => {
     for (const t of ['MemoryPressure', 'DiskPressure', 'PIDPressure']) assert.equal(c[t]?.status, 'False', t);
     const firstBeat = c.Ready!.lastHeartbeatTime!;
     const transition = c.Ready!.lastTransitionTime!;
-    await eventually(() => conds().Ready?.lastHeartbeatTime !== firstBeat, 'a newer heartbeat', 5000);
+    await until(() => conds().Ready?.lastHeartbeatTime !== firstBeat, 'a newer heartbeat', 5000);
     assert.equal(conds().Ready?.lastTransitionTime, transition, 'transition time kept while Ready stays True');
   });
 
@@ -77,13 +78,13 @@ describe('node agent: Node and Lease', () => {
     assert.match(l.spec.renewTime, /\.\d{6}Z$/, 'MicroTime with microseconds');
     assert.deepEqual(l.metadata.ownerReferences?.map((o) => [o.kind, o.name, o.uid]), [['Node', NODE, node()!.metadata.uid]]);
     const first = Date.parse(l.spec.renewTime);
-    await eventually(() => Date.parse(lease()!.spec.renewTime) > first, 'lease renewal', 3000);
+    await until(() => Date.parse(lease()!.spec.renewTime) > first, 'lease renewal', 3000);
   });
 
   it('recreates a Lease someone deleted', async () => {
     h.api.store.delete('leases', 'kube-node-lease', NODE);
     assert.equal(lease(), undefined);
-    await eventually(() => lease() !== undefined, 'lease recreated', 3000);
+    await until(() => lease() !== undefined, 'lease recreated', 3000);
   });
 
   it('re-registers over an existing Node, keeping taints and labels others added', async () => {

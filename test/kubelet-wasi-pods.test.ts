@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { appendLineWat, catFilesWat, failOnceWat, loopForeverWat, openWat, printAndExitWat, wasiProgram } from './helpers/wasi-programs.ts';
 import {
-  eventually,
   KUBECTL,
   kubectl,
   KUBELET_TOKEN,
@@ -25,6 +24,7 @@ import {
   waitForPod,
   type KubeletHarness,
 } from './helpers/kubelet-harness.ts';
+import { until } from './helpers/wait.ts';
 
 const repo = new URL('../', import.meta.url);
 const fixtures = new URL('../shared/fixtures/', repo);
@@ -253,11 +253,11 @@ describe('node agent: WASI pods', () => {
     h.puller.set('registry.test/spin:v1', await wasiProgram(loopForeverWat()));
     h.api.store.create('pods', podManifest('spin', { containers: [{ name: 'app', image: 'registry.test/spin:v1' }] }));
     await waitForPod(h.api, 'spin', (p) => statusOf(p).phase === 'Running' && statusOf(p).containerStatuses?.[0]?.ready === true);
-    await eventually(async () => (await logLines(h, 'spin')).includes('started'), 'the program printed');
+    await until(async () => (await logLines(h, 'spin')).includes('started'), 'the program printed');
     const started = Date.now();
     h.api.store.delete('pods', 'default', 'spin', { gracePeriodSeconds: 30 });
     await waitForGone(h.api, 'spin', 10_000);
     assert.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms, not after the grace period`);
-    await eventually(() => !h.agent.pods().some((p) => p.name === 'spin'), 'pod forgotten');
+    await until(() => !h.agent.pods().some((p) => p.name === 'spin'), 'pod forgotten');
   });
 });

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { freePort, startNatsServer, type NatsServer } from './helpers/nats-server.ts';
 import { runWasmlet, startWasmlet, type WasmletProcess } from './helpers/wasmlet-process.ts';
+import { eventually } from './helpers/wait.ts';
 
 const KVCOUNTER = 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ';
 const kvcounterPath = fileURLToPath(new URL('../../shared/fixtures/wascc/kvcounter.wasm', import.meta.url));
@@ -55,20 +56,6 @@ function counterOf(a: Answer): number {
 }
 
 /** Retries `fn` until it returns without throwing; bounded. */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-      await sleep(100);
-    }
-  }
-  throw new Error(`${what} not reached within ${timeoutMs} ms: ${String(last)}`, { cause: last });
-}
-
 /** `concurrency` loops of GETs until `stop()` (or `maxRequests`); every answer recorded. */
 function requestLoop(url: string, concurrency: number, maxRequests: number): { answers: Answer[]; stop(): Promise<Answer[]> } {
   const answers: Answer[] = [];
@@ -150,7 +137,7 @@ describe('lattice processes', () => {
   it('a provider process killed: the actor sees errors at once (HTTP 500, no hang); started again, it re-learns its links from JetStream and serves', async () => {
     const url = `http://127.0.0.1:${port1}/procs/count`;
     // HTTP on the provider process → kvcounter on host A → Add on the key-value process.
-    assert.equal(counterOf(await eventually(() => get(url).then((a) => (counterOf(a), a)), 20_000, 'first count')), 1);
+    assert.equal(counterOf(await eventually(() => get(url).then((a) => (counterOf(a), a)), 'first count', 20_000)), 1);
     assert.equal(counterOf(await get(url)), 2);
 
     await kv1.kill();
@@ -167,13 +154,13 @@ describe('lattice processes', () => {
     // (BACKEND=nats, BUCKET=procs_counts), from the lattice bucket: the count goes on at 3.
     kv1 = start('procs', ['provider', 'keyvalue']);
     await kv1.waitFor('wasmlet provider keyvalue is up', 30_000);
-    assert.equal(counterOf(await eventually(() => get(url).then((a) => (counterOf(a), a)), 15_000, 'count after the restart')), 3);
+    assert.equal(counterOf(await eventually(() => get(url).then((a) => (counterOf(a), a)), 'count after the restart', 15_000)), 3);
     assert.equal(counterOf(await get(url)), 4);
   });
 
   it('the same actor on two hosts shares the load; stopping one host (SIGTERM) under a steady request loop loses no request', async () => {
     const url = `http://127.0.0.1:${port2}/pair/count`;
-    await eventually(() => get(`http://127.0.0.1:${port2}/warm`).then((a) => counterOf(a)), 20_000, 'first answer');
+    await eventually(() => get(`http://127.0.0.1:${port2}/warm`).then((a) => counterOf(a)), 'first answer', 20_000);
     const inventory = JSON.parse(await ctl('pair', ['get', 'inventory', '--json'])) as { hostId: string; actors: { id: string }[] }[];
     const running = inventory.filter((h) => h.actors.some((a) => a.id === KVCOUNTER));
     assert.equal(running.length, 2, 'kvcounter runs on both hosts');
@@ -214,7 +201,7 @@ describe('lattice processes', () => {
 
   it('nats-server restarted while calls are in flight: calls during the outage fail fast with 503; afterwards every call succeeds, nothing restarted', async () => {
     const url = `http://127.0.0.1:${port1}/procs/outage`;
-    const base = await eventually(() => get(url).then((a) => counterOf(a)), 15_000, 'steady state');
+    const base = await eventually(() => get(url).then((a) => counterOf(a)), 'steady state', 15_000);
 
     const loop = requestLoop(url, 4, 2000);
     await sleep(500);
@@ -241,7 +228,7 @@ describe('lattice processes', () => {
 
     // Back: once a call succeeds, every call succeeds; the count went on from where it was
     // (the counter lives in JetStream KV, acknowledged writes survive the restart).
-    const first = counterOf(await eventually(() => get(url).then((a) => (counterOf(a), a)), 20_000, 'first call after the restart'));
+    const first = counterOf(await eventually(() => get(url).then((a) => (counterOf(a), a)), 'first call after the restart', 20_000));
     assert.ok(first > base, `${first} > ${base}`);
     const afterwards: Answer[] = [];
     for (let i = 0; i < 20; i++) afterwards.push(await get(url));

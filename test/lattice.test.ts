@@ -21,6 +21,7 @@ import { NatsBus } from '../host/index.ts';
 import { NatsClaimsStore } from '../host/index.ts';
 import { NatsLinkStore } from '../host/index.ts';
 import { freePort, startNatsServer, type NatsServer } from './helpers/nats-server.ts';
+import { eventually } from './helpers/wait.ts';
 
 const logger = pino({ level: 'silent' });
 const kvcounterPath = fileURLToPath(new URL('../../shared/fixtures/wascc/kvcounter.wasm', import.meta.url));
@@ -54,20 +55,6 @@ async function latticeHost(server: NatsServer, workers: number): Promise<Lattice
       await nc.close();
     },
   };
-}
-
-async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`${what} within ${timeoutMs} ms: ${String(last)}`, { cause: last });
 }
 
 async function count(port: number, path: string): Promise<number> {
@@ -119,7 +106,7 @@ describe('a lattice of two hosts over NATS', () => {
     await client.putLink({ actor: KVCOUNTER, contract: 'wascc:keyvalue', values: { BACKEND: 'nats', BUCKET: 'e2e_counters' } });
 
     // Whichever host took the link requests, both learn them through the lattice bucket.
-    assert.equal(await eventually(() => count(port, '/a/b'), 10_000, 'first count'), 1);
+    assert.equal(await eventually(() => count(port, '/a/b'), 'first count', 10_000), 1);
     assert.equal(await count(port, '/a/b'), 2);
     assert.equal(await count(port, '/other'), 1);
     const store = await NatsKeyValueStore.open(clientNc, 'e2e_counters');
@@ -149,6 +136,6 @@ describe('a lattice of two hosts over NATS', () => {
     assert.equal(res.status, 503);
     assert.ok(Date.now() - t0 < 1000, `answered after ${Date.now() - t0} ms`);
     await server.restart();
-    assert.equal(await eventually(() => count(port, '/outage'), 15_000, 'count after the restart'), 2);
+    assert.equal(await eventually(() => count(port, '/outage'), 'count after the restart', 15_000), 2);
   });
 });

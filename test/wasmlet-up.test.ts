@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { freePort } from './helpers/redis-server.ts';
+import { until } from './helpers/wait.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = fileURLToPath(new URL('../../shared/fixtures/wascc/', import.meta.url));
@@ -19,14 +20,6 @@ function run(args: string[]): { child: ChildProcess; output: () => string; exite
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => out, exited };
-}
-
-async function waitFor(check: () => boolean, what: string, ms = 20_000) {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('wasmlet up', () => {
@@ -66,7 +59,7 @@ bindings:
     );
     const p = run(['up', manifest]);
     try {
-      await waitFor(() => p.output().includes('wasmlet is up'), 'wasmlet is up');
+      await until(() => p.output().includes('wasmlet is up'), 'wasmlet is up', 20_000);
       assert.match(p.output(), /native provider .*libwascc_httpsrv\.so cannot be loaded; serving wasmlet:httpserver with wasmlet's built-in http-server provider/);
       const echo = await fetch(`http://127.0.0.1:${echoPort}/hello?q=1`);
       assert.equal(echo.status, 200);

@@ -5,7 +5,8 @@ import type { InvocationErrorCode } from '../../host/index.ts';
 import type { WasccRequest } from './http-codec.ts';
 import type { HttpServerOptions } from './options.ts';
 import { HttpServerProvider } from './provider.ts';
-import { ACTOR, fakeContext, freePort, link, rawExchange, rawSocket, waitFor } from './test-support.ts';
+import { ACTOR, fakeContext, freePort, link, rawExchange, rawSocket } from './test-support.ts';
+import { until } from '../../test/helpers/wait.ts';
 import type { Invoke } from './test-support.ts';
 
 const echoBody: Invoke = async (_a, _o, msg) => {
@@ -55,7 +56,7 @@ test('Expect: 100-continue with an oversized body gets 413 instead of 100 Contin
   // A body within the limit gets 100 Continue and is served.
   const sock = await rawSocket(s.port);
   sock.socket.write('POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: 3\r\n\r\n');
-  await waitFor(() => sock.received().includes('100 Continue'));
+  await until(() => sock.received().includes('100 Continue'), '100 Continue', 5000);
   sock.socket.write('abc');
   await sock.closed;
   assert.match(sock.received(), /HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nabc$/);

@@ -67,11 +67,3 @@ export async function rawExchange(port: number, text: string, waitMs = 5000): Pr
   clearTimeout(timer);
   return s.received();
 }
-
-export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

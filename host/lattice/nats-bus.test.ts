@@ -12,6 +12,7 @@ import { encodeBatch, hostKeyFromSeed, type BatchItem } from './envelope.ts';
 import { readReplyBatch } from './replies.ts';
 import { NatsBus, type LatticeInvocation, type NatsBusOptionsInput } from './nats-bus.ts';
 import { rpcSubject } from './subjects.ts';
+import { eventually } from '../../test/helpers/wait.ts';
 
 const silent = pino({ level: 'silent' });
 const ACTOR = 'MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2';
@@ -69,20 +70,6 @@ async function rejectsCode(p: Promise<unknown>, code: string, pattern?: RegExp):
     return true;
   });
   return caught as InvocationError;
-}
-
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new Error(`${what} not reached within ${timeoutMs} ms: ${String(last)}`, { cause: last });
 }
 
 describe('NATS bus on one server', () => {
@@ -291,7 +278,7 @@ describe('NATS bus on one server', () => {
     assert.equal(b.bus.stats().dropped, payloads.length);
     // The same batch, untouched and signed by a, is served: the drops above were for cause.
     raw.publish(subject, encodeBatch(batch(), aKey));
-    await eventually(async () => assert.equal(answers.length, 2));
+    await eventually(async () => assert.equal(answers.length, 2), 'both items answered');
     assert.deepEqual(answers.sort(), [`${inbox}.1`, `${inbox}.2`]);
     assert.equal(calls, 2);
     // Legit traffic still flows.
@@ -491,7 +478,7 @@ describe('NATS bus on one server', () => {
     assert.ok(Date.now() - t1 < 100, `failed in ${Date.now() - t1} ms`);
     assert.equal(a.bus.connected, false);
     await server.restart();
-    const out = await eventually(() => call(a, actorTarget(ACTOR), 'after', 1000), 10_000, 'calls after restart');
+    const out = await eventually(() => call(a, actorTarget(ACTOR), 'after', 1000), 'calls after restart', 10_000);
     assert.equal(dec(out), 'after');
     assert.equal(a.bus.connected, true);
     await a.close();
@@ -513,8 +500,8 @@ describe('NATS bus on a 3-server cluster', () => {
       a.bus.serve(actorTarget('MA'), async () => enc('from a'));
       await Promise.all([a.bus.flush(), b.bus.flush()]);
       // Interest crosses the routes asynchronously.
-      assert.equal(dec(await eventually(() => call(a, actorTarget(ACTOR), 'hello'), 5000, 'route interest')), 'hello');
-      assert.equal(dec(await eventually(() => call(b, actorTarget('MA'), ''), 5000, 'route interest')), 'from a');
+      assert.equal(dec(await eventually(() => call(a, actorTarget(ACTOR), 'hello'), 'route interest', 5000)), 'hello');
+      assert.equal(dec(await eventually(() => call(b, actorTarget('MA'), ''), 'route interest', 5000)), 'from a');
 
       // Kill a's server: a fails over to another server and calls resume.
       await s0.kill();
@@ -525,8 +512,8 @@ describe('NATS bus on a 3-server cluster', () => {
             if (isInvocationError(err)) seen.add(err.code);
             throw err;
           }),
-        15_000,
         'calls after failover',
+        15_000,
       );
       assert.equal(dec(out), 'again');
       assert.notEqual(a.nc.getServer(), `127.0.0.1:${s0.port}`);
@@ -534,9 +521,9 @@ describe('NATS bus on a 3-server cluster', () => {
 
       // Kill b's server: the serving side fails over too, and b's subscription follows it.
       await s1.kill();
-      assert.equal(dec(await eventually(() => call(a, actorTarget(ACTOR), 'third', 1000), 15_000, 'calls after serving side failover')), 'third');
+      assert.equal(dec(await eventually(() => call(a, actorTarget(ACTOR), 'third', 1000), 'calls after serving side failover', 15_000)), 'third');
       assert.equal(b.nc.getServer(), `127.0.0.1:${s2.port}`);
-      assert.equal(dec(await eventually(() => call(b, actorTarget('MA'), ''), 5000, 'b → a')), 'from a');
+      assert.equal(dec(await eventually(() => call(b, actorTarget('MA'), ''), 'b → a', 5000)), 'from a');
       await a.close();
       await b.close();
     } finally {

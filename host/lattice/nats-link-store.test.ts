@@ -8,6 +8,7 @@ import { isWasmletError } from '../errors.ts';
 import { connectNats } from './connection.ts';
 import { NatsClaimsStore } from './nats-claims-store.ts';
 import { LATTICE_STORE_UNAVAILABLE, linkKvKey, linksBucketName, NatsLinkStore } from './nats-link-store.ts';
+import { until } from '../../test/helpers/wait.ts';
 
 const silent = pino({ level: 'silent' });
 const A1 = 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ';
@@ -41,14 +42,6 @@ async function open(lattice: string): Promise<NatsLinkStore> {
 
 function lattice(): string {
   return `links${n++}`;
-}
-
-async function until(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 test('put/get/list/delete, canonical forms, read-your-writes', async () => {
@@ -88,10 +81,10 @@ test('a store created later learns earlier links; changes from any host reach su
   late.subscribe((e) => seenByLate.push(e));
   first.subscribe((e) => seenByFirst.push(e));
   await first.put({ actor: A1, contract: 'wasmlet:keyvalue', linkName: 'default', values: { BUCKET: 'b2' } });
-  await until(() => late.get(A1, 'wasmlet:keyvalue')?.values.BUCKET === 'b2', 5000, 'put propagation');
+  await until(() => late.get(A1, 'wasmlet:keyvalue')?.values.BUCKET === 'b2', 'put propagation', 5000);
   await late.delete(A2, 'wasmlet:httpserver', 'web');
-  await until(() => first.get(A2, 'wasmlet:httpserver', 'web') === undefined, 5000, 'delete propagation');
-  await until(() => seenByFirst.length === 2 && seenByLate.length === 2);
+  await until(() => first.get(A2, 'wasmlet:httpserver', 'web') === undefined, 'delete propagation', 5000);
+  await until(() => seenByFirst.length === 2 && seenByLate.length === 2, 'both watchers see both changes');
   for (const seen of [seenByFirst, seenByLate]) {
     assert.deepEqual(seen.map((e) => `${e.type}:${e.link.actor}:${e.link.linkName}`), [`put:${A1}:default`, `delete:${A2}:web`]);
     assert.equal(seen[0]!.type === 'put' && seen[0]!.link.values.BUCKET, 'b2');
@@ -140,9 +133,9 @@ test('links survive a server restart; the watch resumes and sees later changes',
   assert.equal(late.get(A1, 'wasmlet:keyvalue')?.values.BUCKET, 'kept', 'data on disk survived');
   // The store that lived through the restart follows later changes again.
   await late.put({ actor: A2, contract: 'wasmlet:keyvalue', linkName: 'default', values: { BUCKET: 'after' } });
-  await until(() => s.get(A2, 'wasmlet:keyvalue')?.values.BUCKET === 'after', 20_000, 'watch after restart');
+  await until(() => s.get(A2, 'wasmlet:keyvalue')?.values.BUCKET === 'after', 'watch after restart', 20_000);
   await s.delete(A1, 'wasmlet:keyvalue');
-  await until(() => late.get(A1, 'wasmlet:keyvalue') === undefined, 5000, 'delete after restart');
+  await until(() => late.get(A1, 'wasmlet:keyvalue') === undefined, 'delete after restart', 5000);
 });
 
 test('claims: put, get, list, delete', async () => {

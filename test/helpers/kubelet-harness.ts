@@ -146,15 +146,6 @@ export function eventsFor(api: KubeApiServer, name: string, namespace = 'default
     .map((e) => e as unknown as { reason: string; message: string; type: string; count: number });
 }
 
-/** Resolves when `check` returns true (polling every 25 ms). */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 export interface KubectlResult {
   code: number;
   stdout: string;

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startKubeApiServer, type KubeApiServer } from './index.ts';
 import { nodeObject, startStubKubelet, type StubKubelet } from './testing.ts';
+import { until } from '../helpers/wait.ts';
 
 const NS = 'default';
 
@@ -39,14 +40,6 @@ async function expectApiError(p: Promise<unknown>, code: number, reason?: string
 }
 
 /** Resolves when `check` returns true, polling every 20 ms. */
-async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('@kubernetes/client-node against the test API server', () => {
   let srv: KubeApiServer;
   let core: CoreV1Api;
@@ -157,10 +150,10 @@ describe('@kubernetes/client-node against the test API server', () => {
       (err) => (doneErr = err),
     );
     await core.deleteNamespacedConfigMap({ name: 'watched', namespace: NS });
-    await eventually(() => events.includes('DELETED:watched') && events.some((e) => e.startsWith('BOOKMARK')), 'watch events');
+    await until(() => events.includes('DELETED:watched') && events.some((e) => e.startsWith('BOOKMARK')), 'watch events');
     assert.deepEqual(events.filter((e) => !e.startsWith('BOOKMARK')), ['ADDED:watched', 'DELETED:watched']);
     req.abort();
-    await eventually(() => doneErr !== 'not done', 'watch end');
+    await until(() => doneErr !== 'not done', 'watch end');
   });
 
   it('keeps an informer in step across dropped watches, 410 Gone relists, and an API server outage', async () => {
@@ -183,13 +176,13 @@ describe('@kubernetes/client-node against the test API server', () => {
     });
     await informer.start();
     const names = () => informer.list('inf').map((p) => p.metadata!.name!).sort();
-    await eventually(() => names().join() === 'doomed,keep', 'initial list');
+    await until(() => names().join() === 'doomed,keep', 'initial list');
 
     // A dropped watch resumes from the last resourceVersion without a relist.
     const listsBefore = srv.requests.filter((r) => r.path === '/api/v1/namespaces/inf/pods' && !r.query.includes('watch')).length;
     srv.closeWatches();
     await core.patchNamespacedPod({ name: 'keep', namespace: 'inf', body: { metadata: { labels: { v: '2' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-    await eventually(() => seen.includes('update:keep'), 'update after resume');
+    await until(() => seen.includes('update:keep'), 'update after resume');
     const listsAfter = srv.requests.filter((r) => r.path === '/api/v1/namespaces/inf/pods' && !r.query.includes('watch')).length;
     assert.equal(listsAfter, listsBefore, 'resuming did not relist');
 
@@ -198,7 +191,7 @@ describe('@kubernetes/client-node against the test API server', () => {
     srv.compactHistory();
     srv.store.delete('pods', 'inf', 'doomed');
     srv.store.create('pods', { ...pod('newcomer'), metadata: { name: 'newcomer', namespace: 'inf' } });
-    await eventually(() => names().join() === 'keep,newcomer', 'relist after 410');
+    await until(() => names().join() === 'keep,newcomer', 'relist after 410');
     assert.ok(seen.includes('delete:doomed'));
     assert.ok(seen.includes('add:newcomer'));
     assert.ok(srv.requests.some((r) => r.path === '/api/v1/namespaces/inf/pods' && r.query.includes('watch=true') && r.status === 200), 'watched again');
@@ -206,9 +199,9 @@ describe('@kubernetes/client-node against the test API server', () => {
     // Outage: the API server goes away and comes back on the same port with the same data.
     await srv.stop();
     srv.store.create('pods', { ...pod('during-outage'), metadata: { name: 'during-outage', namespace: 'inf' } });
-    await eventually(() => errors > 0, 'informer error during outage');
+    await until(() => errors > 0, 'informer error during outage');
     await srv.restart();
-    await eventually(() => names().includes('during-outage'), 'informer catches up after the outage');
+    await until(() => names().includes('during-outage'), 'informer catches up after the outage');
     stopped = true;
     await informer.stop();
   });
