@@ -8,9 +8,8 @@
  * format), which keeps auth, TLS and cluster routes in one place.
  */
 import type { ChildProcess } from 'node:child_process';
-import { retry, ServerHandle, spawnUntilReady } from './server-process.ts';
+import { lineProbe, retry, ServerHandle, spawnUntilReady } from './server-process.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './redis-server.ts';
@@ -89,25 +88,6 @@ function defaultBinary(): string {
   return '/usr/sbin/nats-server';
 }
 
-/** Connects and reads the server's first line; true when it is an `INFO {…}` line. */
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('INFO '));
-    });
-  });
-}
-
-
 interface LaunchPlan {
   binary: string;
   port: number;
@@ -116,7 +96,7 @@ interface LaunchPlan {
 }
 
 async function launch(plan: LaunchPlan): Promise<ChildProcess> {
-  return spawnUntilReady({ binary: plan.binary, args: ['-c', plan.configFile], name: 'nats-server', readiness: `accepting clients on port ${plan.port}`, ready: () => probe(plan.port), startTimeoutMs: plan.startTimeoutMs });
+  return spawnUntilReady({ binary: plan.binary, args: ['-c', plan.configFile], name: 'nats-server', readiness: `accepting clients on port ${plan.port}`, ready: () => lineProbe(plan.port, 'INFO '), startTimeoutMs: plan.startTimeoutMs });
 }
 
 function buildConfig(o: NatsServerOptions, port: number, monitorPort: number, name: string, dir: string): Record<string, unknown> {

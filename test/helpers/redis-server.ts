@@ -4,9 +4,9 @@
  * already runs.
  */
 import type { ChildProcess } from 'node:child_process';
-import { retry, ServerHandle, spawnUntilReady } from './server-process.ts';
+import { lineProbe, retry, ServerHandle, spawnUntilReady } from './server-process.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -45,33 +45,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** One PING over a raw socket; true on `+PONG`. */
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
-    });
-  });
-}
-
-
 async function launch(binary: string, port: number, dir: string, startTimeoutMs: number): Promise<ChildProcess> {
   // prettier-ignore
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
     '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '', '--loglevel', 'warning',
   ];
-  return spawnUntilReady({ binary, args, name: 'redis-server', readiness: `answering PING on port ${port}`, ready: () => ping(port), startTimeoutMs });
+  return spawnUntilReady({ binary, args, name: 'redis-server', readiness: `answering PING on port ${port}`, ready: () => lineProbe(port, '+PONG', 'PING\r\n'), startTimeoutMs });
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {

@@ -4,6 +4,7 @@
  * whatever a test leaves behind when the process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 
 const live = new Set<ChildProcess>();
 let hooked = false;
@@ -108,4 +109,27 @@ export class ServerHandle {
     await this.halt('SIGTERM');
     this.#current = await retry(10, launch, 200);
   }
+}
+
+/**
+ * Opens a raw socket to a line-protocol server, sends `send` (if any) once connected, and
+ * resolves true when the first reply line starts with `expect`; false on error, close or 500 ms.
+ */
+export function lineProbe(port: number, expect: string, send?: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
+    if (send !== undefined) socket.once('connect', () => socket.write(send));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith(expect));
+    });
+  });
 }
