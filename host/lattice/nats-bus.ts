@@ -316,17 +316,18 @@ export class NatsBus implements Bus {
     this.#replies = new Map();
     const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 1;
     for (const [replyTo, list] of replies) {
-      let from = 0;
+      let start = 0;
       let bytes = 0;
-      for (let i = 0; i <= list.length; i += 2) {
-        const size = i < list.length ? replyBatchEntrySize(list[i] as string, list[i + 1] as Uint8Array) : 0;
-        if (i === list.length || (i > from && bytes + size > maxBytes)) {
-          this.#publishReplies(replyTo, list.slice(from, i));
-          from = i;
+      for (let i = 0; i < list.length; i += 2) {
+        const size = replyBatchEntrySize(list[i] as string, list[i + 1] as Uint8Array);
+        if (i > start && bytes + size > maxBytes) {
+          this.#publishReplies(replyTo, list.slice(start, i));
+          start = i;
           bytes = 0;
         }
         bytes += size;
       }
+      this.#publishReplies(replyTo, list.slice(start));
     }
   }
 

@@ -244,22 +244,18 @@ export class OutboundCalls {
       this.#onBatchStatus(id, m);
       return;
     }
-    const headers = m.headers;
-    if (headers && headers.code === 503) {
-      const p = this.#pending.get(id);
-      if (!p) return;
-      this.#pending.delete(id);
-      p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
-      return;
-    }
-    this.#settle(id, m.data);
+    this.#settle(id, m.data, m.headers?.code === 503);
   }
 
-  /** Settles call `id` with its reply frame. */
-  #settle(id: string, frame: Uint8Array): void {
+  /** Settles call `id` with its reply frame (or the server's no-responders status). */
+  #settle(id: string, frame: Uint8Array, noResponders = false): void {
     const p = this.#pending.get(id);
     if (!p) return; // late reply to a call that already failed (deadline, disconnect)
     this.#pending.delete(id);
+    if (noResponders) {
+      p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
+      return;
+    }
     let reply;
     try {
       reply = decodeReply(frame);

@@ -75,3 +75,22 @@ export type FromWorker =
   | { t: 'host'; seq: number; actor: string; binding: string; ns: string; op: string; payload: Uint8Array; deadline: number };
 
 export type HostReply = { seq: number; ok?: Uint8Array; error?: string };
+
+/** Same keys, modules and data (by identity of each data field, e.g. the same shared buffer). */
+export function sameRoutes(a: RouteTable, b: RouteTable): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    const x = a[k]!;
+    const y = b[k];
+    if (!y || x.module !== y.module) return false;
+    if (x.data !== y.data) {
+      if (typeof x.data !== 'object' || typeof y.data !== 'object' || x.data === null || y.data === null) return false;
+      const dx = x.data as Record<string, unknown>;
+      const dy = y.data as Record<string, unknown>;
+      const fields = Object.keys(dx);
+      if (fields.length !== Object.keys(dy).length || fields.some((f) => dx[f] !== dy[f])) return false;
+    }
+  }
+  return true;
+}

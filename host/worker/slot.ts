@@ -3,7 +3,7 @@
  * the call-state ring and the worker-state cell (layouts in protocol.ts).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type RouteTable, type WorkerInit, type WorkItem } from './protocol.ts';
+import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkItem } from './protocol.ts';
 
 export interface WorkerSlot<Call> {
   index: number;
@@ -73,23 +73,4 @@ export function writeHostReply(slot: WorkerSlot<unknown>, reply: HostReply): voi
   Atomics.store(f, 3, len);
   Atomics.store(f, 0, 1);
   Atomics.notify(f, 0);
-}
-
-/** Same keys, modules and data (by identity of each data field, e.g. the same shared buffer). */
-export function sameRoutes(a: RouteTable, b: RouteTable): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const k of keys) {
-    const x = a[k]!;
-    const y = b[k];
-    if (!y || x.module !== y.module) return false;
-    if (x.data !== y.data) {
-      if (typeof x.data !== 'object' || typeof y.data !== 'object' || x.data === null || y.data === null) return false;
-      const dx = x.data as Record<string, unknown>;
-      const dy = y.data as Record<string, unknown>;
-      const fields = Object.keys(dx);
-      if (fields.length !== Object.keys(dy).length || fields.some((f) => dx[f] !== dy[f])) return false;
-    }
-  }
-  return true;
 }

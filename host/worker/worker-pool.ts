@@ -12,8 +12,8 @@
 import type { Logger } from 'pino';
 import { InvocationError } from '../errors.ts';
 import type { PreparedActor } from '../runtime/runtime.ts';
-import { CALL_RING_SIZE, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkItem } from './protocol.ts';
-import { sameRoutes, spawnSlot, writeHostReply, type WorkerSlot } from './slot.ts';
+import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkItem } from './protocol.ts';
+import { spawnSlot, writeHostReply, type WorkerSlot } from './slot.ts';
 
 type Slot = WorkerSlot<CallRec>;
 
