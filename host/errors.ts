@@ -52,6 +52,23 @@ export class InvocationError extends WasmletError {
   }
 }
 
+/**
+ * A lattice batch authenticated for other hosts only (it carries no MAC for this one): nothing
+ * of it may run here. Its items are declined, so that the caller sends them again, signed.
+ */
+export class BatchNotAddressedError extends WasmletError {
+  constructor(
+    message: string,
+    /** The caller's reply prefix, from the batch. */
+    readonly reply: string,
+    /** The batch's item ids. */
+    readonly ids: string[],
+  ) {
+    super('ENVELOPE_NOT_ADDRESSED', message);
+    this.name = 'BatchNotAddressedError';
+  }
+}
+
 export class ManifestError extends WasmletError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('MANIFEST_INVALID', message, options);
@@ -85,6 +102,9 @@ export function isClaimsError(err: unknown): err is ClaimsError {
 }
 export function isInvocationError(err: unknown): err is InvocationError {
   return err instanceof InvocationError;
+}
+export function isBatchNotAddressed(err: unknown): err is BatchNotAddressedError {
+  return err instanceof BatchNotAddressedError;
 }
 export function isManifestError(err: unknown): err is ManifestError {
   return err instanceof ManifestError;

@@ -224,6 +224,12 @@ export function ed25519PublicKey(publicKey: string): KeyObject | undefined {
   return key;
 }
 
+/** The 32 raw Ed25519 bytes of a public nkey (of `kind`, when given); undefined when it is not one. */
+export function publicKeyBytes(publicKey: string, kind?: KeyKind): Uint8Array | undefined {
+  if (!isPublicKey(publicKey, kind)) return undefined;
+  return checkedDecode(publicKey)!.slice(1, 33);
+}
+
 /** The 32 raw private-key bytes of an nkey seed (`S…`); undefined when it is not a valid seed. */
 export function seedBytes(seed: string): Uint8Array | undefined {
   if (!seedKind(seed)) return undefined;

@@ -194,9 +194,9 @@ test('bad msgpack, bad framing and bad batch fields are rejected with a reason',
   rejects(() => decodeBatch(new Uint8Array(0)), /truncated/);
   rejects(() => decodeBatch(Uint8Array.from([2, ...new Uint8Array(64)])), /truncated/);
   const frame = encodeBatch(sample(), key);
-  const v3 = frame.slice();
-  v3[0] = 3;
-  rejects(() => decodeBatch(v3), /unknown format version 3/);
+  const v9 = frame.slice();
+  v9[0] = 9;
+  rejects(() => decodeBatch(v9), /unknown format version 9/);
   const v1 = frame.slice();
   v1[0] = 1;
   rejects(() => decodeBatch(v1), /format version 1 \(one envelope per message, from an earlier wasmlet\)/);
@@ -246,14 +246,16 @@ test('antiforgery off: unsigned frames, accepted only by receivers that do not r
 
 test('reply batches carry each reply with its id, and a garbled one is refused', () => {
   const frames = [encodeOkReply(Uint8Array.from([1, 2])), encodeErrorReply('TRAP', 'boom'), encodeOkReply(new Uint8Array(70_000))];
-  const framed = frameReplyBatch(['a', frames[0]!, 'zz9', frames[1]!, '1b', frames[2]!]);
+  const framed = frameReplyBatch(key.publicKey, ['a', frames[0]!, 'zz9', frames[1]!, '1b', frames[2]!]);
   const seen: [string, Uint8Array][] = [];
-  readReplyBatch(framed, (id, frame) => seen.push([id, frame]));
+  assert.equal(readReplyBatch(framed, (id, frame) => seen.push([id, frame])), key.publicKey, 'names the answering host');
   assert.deepEqual(seen.map(([id]) => id), ['a', 'zz9', '1b']);
   assert.deepEqual(decodeReply(seen[0]![1]), { ok: true, result: Uint8Array.from([1, 2]) });
   assert.deepEqual(decodeReply(seen[1]![1]), { ok: false, code: 'TRAP', message: 'boom' });
   assert.equal(seen[2]![1].byteLength, 70_001);
-  for (const bad of [new Uint8Array(0), Uint8Array.from([0, 1]), framed.subarray(0, framed.byteLength - 1), Uint8Array.from([3, 0])]) {
+  for (const bad of [new Uint8Array(0), Uint8Array.from([0, 1]), framed.subarray(0, framed.byteLength - 1), Uint8Array.from([4, 0]), Uint8Array.from([4, 9, 65])]) {
     assert.throws(() => readReplyBatch(bad, () => {}), (e) => isWasmletError(e) && e.code === ENVELOPE_INVALID);
   }
+  // The reply batches of earlier wasmlet versions named no host.
+  rejects(() => readReplyBatch(Uint8Array.from([3, 1, 97, 0, 0, 0, 1, 0]), () => {}), /earlier wasmlet \(no responding host id\)/);
 });

@@ -8,10 +8,18 @@
  *
  * Framing (one NATS message payload, no headers, so it survives any NATS hop as-is):
  *
- *     byte 0      format version: 2 (signed batch) or 0 (unsigned batch, antiforgery off)
- *     bytes 1–64  Ed25519 signature of the body (signed batches only)
+ *     byte 0      format version: 2 (signed batch), 3 (batch with pairwise MACs) or 0 (unsigned
+ *                 batch, antiforgery off)
+ *     version 2:  bytes 1–64: Ed25519 signature of the body
+ *     version 3:  byte 1: n (1–255), then n × [8-byte receiver fingerprint][16-byte tag]: an
+ *                 HMAC of the body under the key this host shares with that receiver (pair-keys.ts)
  *     bytes …     body: msgpack map {hostId, target, sent, reply, items: [item…]}
  *                 item: {id, origin, operation, msg: bin, deadline, actor?, linkName?, claims?}
+ *
+ * A sender signs (version 2) what goes to a target whose hosts it does not know yet, and tags
+ * (version 3) what goes to the hosts it has heard from. A receiver that finds no tag for itself
+ * in a version 3 batch runs nothing of it: it declines every item (the caller sends them again,
+ * signed) and, by answering, lets the caller learn it.
  *
  * `hostId`, `target` and `sent` are the same for every item of a batch, so they are written
  * once. Each item keeps its own correlation id and deadline; the receiver answers item `id` on
@@ -24,18 +32,19 @@
  *
  * Replies are framed as one status byte then the payload: 0 + result bytes, 1 + msgpack
  * `{code, message}`, or 2 + msgpack `{code: "DECLINED", message}`: the receiver did not run the
- * item (its subscription was closing when the batch arrived) and the caller may send it again.
- * Replies are not signed: they travel to the caller's private inbox and are matched by
- * correlation id; the antiforgery concern is invocations. The replies a host has for one caller
- * at the end of an event-loop turn travel together, as one reply batch on `<reply>._` (frames in
- * replies.ts); a lone reply goes on `<reply>.<id>` as it is.
+ * item (its subscription was closing when the batch arrived, or the batch had no MAC for it)
+ * and the caller may send it again. Replies are not signed: they travel to the caller's private
+ * inbox and are matched by correlation id; the antiforgery concern is invocations. The replies a
+ * host has for one caller at the end of an event-loop turn travel together, as one reply batch
+ * on `<reply>._` that names the answering host (frames in replies.ts).
  *
  * Signing uses node:crypto's Ed25519 rather than nkeys.js's pure-JS one (milliseconds).
  */
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { decode, encode } from '../codec.ts';
 import { ed25519PublicKey, encodePublicKey, isPublicKey, seedBytes, seedKind } from '../claims/keys.ts';
-import { WasmletError } from '../errors.ts';
+import { BatchNotAddressedError, WasmletError } from '../errors.ts';
+import { batchTag, FINGERPRINT_BYTES, PairKeyring, TAG_BYTES, tagsEqual, type PeerKeys } from './pair-keys.ts';
 import type { ActorClaims } from '../types.ts';
 
 /** Error code of a batch that is garbled, forged, or from a host that is not allowed. */
@@ -45,6 +54,11 @@ export const HOST_KEY_INVALID = 'HOST_KEY_INVALID';
 
 /** Frame version of a signed batch. */
 export const ENVELOPE_VERSION = 2;
+/** Frame version of a batch authenticated with pairwise MACs. */
+export const ENVELOPE_MACS = 3;
+/** Tags one batch carries at most. */
+export const MAX_BATCH_TAGS = 255;
+const TAG_ENTRY = FINGERPRINT_BYTES + TAG_BYTES;
 /** Frame version of an unsigned batch (antiforgery off). */
 export const ENVELOPE_UNSIGNED = 0;
 /** The single-envelope format of earlier wasmlet versions; refused with a clear reason. */
@@ -92,11 +106,15 @@ export interface Batch extends BatchHeader {
 // DER prefix that wraps a raw Ed25519 private key as PKCS#8.
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 
-/** A host's signing key: its public key (the host id) and a fast signer. */
+/** A host's key: its public key (the host id), a fast signer, and its pairwise keys with other hosts. */
 export interface HostKey {
   /** `N…` */
   readonly publicKey: string;
   sign(data: Uint8Array): Uint8Array;
+  /** Where a batch with MACs puts the tag meant for this host. */
+  readonly fingerprint: Uint8Array;
+  /** The keys this host shares with host `peer` (`N…`); undefined when that is not a usable key. */
+  peer(peer: string): PeerKeys | undefined;
 }
 
 /** A host key from a server seed (`SN…`). Throws WasmletError(HOST_KEY_INVALID) without echoing the seed. */
@@ -106,10 +124,13 @@ export function hostKeyFromSeed(seed: string): HostKey {
   if (kind !== 'server') {
     throw new WasmletError(HOST_KEY_INVALID, kind ? `a host key must be a server nkey seed (SN…), got the seed of a ${kind} key` : 'not a valid nkey seed (expected SN…, with a valid checksum)');
   }
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seedBytes(s)!]), format: 'der', type: 'pkcs8' });
+  const seedRaw = seedBytes(s)!;
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seedRaw]), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  const publicKey = encodePublicKey('server', spki.subarray(spki.length - 32));
-  return { publicKey, sign: (data) => edSign(null, data, privateKey) };
+  const raw = spki.subarray(spki.length - 32);
+  const publicKey = encodePublicKey('server', raw);
+  const ring = new PairKeyring(seedRaw, Uint8Array.from(raw));
+  return { publicKey, sign: (data) => edSign(null, data, privateKey), fingerprint: ring.fingerprint, peer: (p) => ring.peer(p) };
 }
 
 // ---------------------------------------------------------------------------------- encoding
@@ -148,25 +169,41 @@ function batchPrefix(header: BatchHeader, count: number): Uint8Array {
   return Buffer.concat(parts);
 }
 
+export interface FrameOptions {
+  /** Sign or tag the batch (antiforgery). Default true; false frames an unsigned batch. */
+  sign?: boolean;
+  /** Tag the batch for these receivers (version 3) instead of signing it. At most MAX_BATCH_TAGS. */
+  macFor?: readonly PeerKeys[];
+}
+
 /** Bytes a batch adds around its items (frame header, shared fields), for size planning. */
-export function batchOverhead(header: BatchHeader, count: number, options: { sign?: boolean } = {}): number {
-  return (options.sign === false ? 1 : HEADER_LEN) + batchPrefix(header, count).byteLength;
+export function batchOverhead(header: BatchHeader, count: number, options: FrameOptions = {}): number {
+  return frameHeaderBytes(options) + batchPrefix(header, count).byteLength;
+}
+
+function frameHeaderBytes(options: FrameOptions): number {
+  if (options.sign === false) return 1;
+  const tags = options.macFor?.length ?? 0;
+  return tags > 0 ? 2 + tags * TAG_ENTRY : HEADER_LEN;
 }
 
 /**
- * Frames pre-encoded items (from `encodeItem`) as one batch, signed with `key` unless `sign` is
- * false. `header.hostId` must be `key.publicKey`. Throws WasmletError(HOST_KEY_INVALID) otherwise.
+ * Frames pre-encoded items (from `encodeItem`) as one batch: tagged for `macFor` when given,
+ * else signed with `key`, unless `sign` is false. `header.hostId` must be `key.publicKey`.
+ * Throws WasmletError(HOST_KEY_INVALID) otherwise.
  */
-export function frameBatch(header: BatchHeader, items: readonly Uint8Array[], key: HostKey, options: { sign?: boolean } = {}): Uint8Array {
+export function frameBatch(header: BatchHeader, items: readonly Uint8Array[], key: HostKey, options: FrameOptions = {}): Uint8Array {
   if (header.hostId !== key.publicKey) throw new WasmletError(HOST_KEY_INVALID, `batch hostId ${header.hostId} is not the signing key ${key.publicKey}`);
   if (items.length === 0 || items.length > MAX_BATCH_ITEMS) throw new WasmletError(HOST_KEY_INVALID, `a batch carries 1–${MAX_BATCH_ITEMS} items, not ${items.length}`);
+  const tagged = options.sign !== false && options.macFor !== undefined && options.macFor.length > 0 ? options.macFor : undefined;
+  if (tagged && tagged.length > MAX_BATCH_TAGS) throw new WasmletError(HOST_KEY_INVALID, `a batch carries at most ${MAX_BATCH_TAGS} tags, not ${tagged.length}`);
   const prefix = batchPrefix(header, items.length);
   let bodyLen = prefix.byteLength;
   for (const it of items) bodyLen += it.byteLength;
-  const signed = options.sign !== false;
-  const start = signed ? HEADER_LEN : 1;
+  const signed = options.sign !== false && !tagged;
+  const start = frameHeaderBytes(options);
   const frame = Buffer.allocUnsafe(start + bodyLen);
-  frame[0] = signed ? ENVELOPE_VERSION : ENVELOPE_UNSIGNED;
+  frame[0] = tagged ? ENVELOPE_MACS : signed ? ENVELOPE_VERSION : ENVELOPE_UNSIGNED;
   let at = start;
   frame.set(prefix, at);
   at += prefix.byteLength;
@@ -175,11 +212,20 @@ export function frameBatch(header: BatchHeader, items: readonly Uint8Array[], ke
     at += it.byteLength;
   }
   if (signed) frame.set(key.sign(frame.subarray(HEADER_LEN)), 1);
+  if (tagged) {
+    const body = frame.subarray(start);
+    frame[1] = tagged.length;
+    for (let i = 0; i < tagged.length; i++) {
+      const peer = tagged[i]!;
+      frame.set(peer.fingerprint, 2 + i * TAG_ENTRY);
+      frame.set(batchTag(peer.send, body), 2 + i * TAG_ENTRY + FINGERPRINT_BYTES);
+    }
+  }
   return frame;
 }
 
 /** `frameBatch` over items given as objects (tests, tools). */
-export function encodeBatch(batch: Batch, key: HostKey, options: { sign?: boolean } = {}): Uint8Array {
+export function encodeBatch(batch: Batch, key: HostKey, options: FrameOptions = {}): Uint8Array {
   const { items, ...header } = batch;
   return frameBatch(header, items.map(encodeItem), key, options);
 }
@@ -192,8 +238,10 @@ export interface VerifyEnvelopeOptions {
   /** Cache of parsed public keys by host id (pass one per receiver; it grows to `cacheLimit`). */
   keyCache?: Map<string, KeyObject>;
   cacheLimit?: number;
-  /** Require a valid signature (antiforgery). Default true; when false, signatures are not checked. */
+  /** Require a valid signature or MAC (antiforgery). Default true; when false, neither is checked. */
   requireSignature?: boolean;
+  /** This host's key: needed to check a batch with MACs (version 3). */
+  receiver?: HostKey;
 }
 
 export function invalid(reason: string, cause?: unknown): WasmletError {
@@ -250,17 +298,23 @@ export function decodeBatch(frame: Uint8Array, options: VerifyEnvelopeOptions = 
   const requireSignature = options.requireSignature ?? true;
   if (frame.byteLength === 0) throw invalid('truncated (0 bytes)');
   const version = frame[0];
+  let bodyStart = 1;
   if (version === ENVELOPE_UNSIGNED) {
     if (requireSignature) throw invalid('unsigned batch, and this host requires signed invocations (antiforgery)');
   } else if (version === LEGACY_SINGLE) {
     throw invalid('format version 1 (one envelope per message, from an earlier wasmlet); this host reads batches (version 2)');
-  } else if (version !== ENVELOPE_VERSION) {
+  } else if (version === ENVELOPE_VERSION) {
+    if (frame.byteLength <= HEADER_LEN) throw invalid(`truncated (${frame.byteLength} bytes)`);
+    bodyStart = HEADER_LEN;
+  } else if (version === ENVELOPE_MACS) {
+    const tags = frame.byteLength > 1 ? frame[1]! : 0;
+    if (tags === 0) throw invalid('a batch with MACs must carry at least one tag');
+    bodyStart = 2 + tags * TAG_ENTRY;
+    if (frame.byteLength <= bodyStart) throw invalid(`truncated (${frame.byteLength} bytes)`);
+  } else {
     throw invalid(`unknown format version ${version}`);
-  } else if (frame.byteLength <= HEADER_LEN) {
-    throw invalid(`truncated (${frame.byteLength} bytes)`);
   }
-  const signed = version === ENVELOPE_VERSION;
-  const body = frame.subarray(signed ? HEADER_LEN : 1);
+  const body = frame.subarray(bodyStart);
   if (body.byteLength === 0) throw invalid('truncated (no body)');
   let value: unknown;
   try {
@@ -282,7 +336,13 @@ export function decodeBatch(frame: Uint8Array, options: VerifyEnvelopeOptions = 
   if (options.allowedHosts && options.allowedHosts.size > 0 && !options.allowedHosts.has(hostId)) {
     throw invalid(`host ${hostId} is not in the allowed host list`);
   }
-  if (signed && requireSignature) {
+  const items = value.items;
+  const checkItems = () => {
+    if (!Array.isArray(items) || items.length === 0) throw invalid('field "items" must be a non-empty array');
+    if (items.length > MAX_BATCH_ITEMS) throw invalid(`${items.length} items (at most ${MAX_BATCH_ITEMS})`);
+    return items.map(checkItem);
+  };
+  if (requireSignature && version === ENVELOPE_VERSION) {
     let key = cached;
     if (!key) {
       key = ed25519PublicKey(hostId)!;
@@ -292,9 +352,32 @@ export function decodeBatch(frame: Uint8Array, options: VerifyEnvelopeOptions = 
       }
     }
     if (!edVerify(null, body, key, frame.subarray(1, HEADER_LEN))) throw invalid(`signature does not verify against host ${hostId}`);
+  } else if (requireSignature && version === ENVELOPE_MACS) {
+    const receiver = options.receiver;
+    if (!receiver) throw invalid('a batch with MACs, and this receiver has no host key to check them');
+    const at = findTag(frame, receiver.fingerprint);
+    if (at < 0) {
+      const checked = checkItems();
+      throw new BatchNotAddressedError(
+        `lattice batch from host ${hostId} carries no MAC for host ${receiver.publicKey}`,
+        value.reply as string,
+        checked.map((i) => i.id),
+      );
+    }
+    const peer = receiver.peer(hostId);
+    if (!peer) throw invalid(`host ${hostId} has no usable key for MACs`);
+    if (!tagsEqual(frame.subarray(at, at + TAG_BYTES), batchTag(peer.receive, body))) throw invalid(`MAC does not verify against host ${hostId}`);
   }
-  const items = value.items;
-  if (!Array.isArray(items) || items.length === 0) throw invalid('field "items" must be a non-empty array');
-  if (items.length > MAX_BATCH_ITEMS) throw invalid(`${items.length} items (at most ${MAX_BATCH_ITEMS})`);
-  return { hostId, target: value.target as string, sent, reply: value.reply as string, items: items.map(checkItem) };
+  return { hostId, target: value.target as string, sent, reply: value.reply as string, items: checkItems() };
+}
+
+/** Offset of the tag filed under `fingerprint` in a version 3 frame, or -1. */
+function findTag(frame: Uint8Array, fingerprint: Uint8Array): number {
+  const tags = frame[1]!;
+  outer: for (let i = 0; i < tags; i++) {
+    const at = 2 + i * TAG_ENTRY;
+    for (let j = 0; j < FINGERPRINT_BYTES; j++) if (frame[at + j] !== fingerprint[j]) continue outer;
+    return at + FINGERPRINT_BYTES;
+  }
+  return -1;
 }

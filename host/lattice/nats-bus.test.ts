@@ -161,7 +161,12 @@ describe('NATS bus on one server', () => {
     // The group shares batches: 50 turns of 4 calls each (one batch per turn).
     const answers: string[] = [];
     for (let turn = 0; turn < 50; turn++) answers.push(...(await Promise.all(Array.from({ length: 4 }, () => call(a, actorTarget(ACTOR), 'x').then(dec)))));
-    assert.equal(a.bus.stats().batchesSent, 50);
+    // Until a has heard from both hosts, a batch with a MAC for one of them can reach the other,
+    // which runs nothing of it and declines it; a sends it again, signed. Once per host at most.
+    const stats = a.bus.stats();
+    assert.ok(stats.resent <= 8, `resent ${stats.resent}`);
+    assert.equal(stats.batchesSent, 50 + stats.resent / 4);
+    assert.ok(b.bus.stats().unaddressed <= 1 && c.bus.stats().unaddressed <= 1);
     assert.equal(counts.b + counts.c, 200, 'each call served exactly once');
     assert.equal(answers.filter((x) => x === 'b').length, counts.b);
     assert.ok(counts.b >= 40 && counts.c >= 40, `both hosts served: ${JSON.stringify(counts)}`);
@@ -174,6 +179,41 @@ describe('NATS bus on one server', () => {
     assert.deepEqual(new Set(after), new Set(['b']));
     await a.close();
     await b.close();
+  });
+
+  test('antiforgery after first contact: MACs instead of signatures; a host that joins is learned through a decline', async () => {
+    const a = await host([server.url]);
+    const b = await host([server.url]);
+    const ran = { b: 0, c: 0 };
+    const target = actorTarget(ACTOR);
+    b.bus.serve(target, async () => (ran.b++, enc('b')));
+    await b.bus.flush();
+    // A plain subscription sees every batch sent to the target: record each frame's version and tag count.
+    const raw = await connect({ servers: server.url });
+    const frames: string[] = [];
+    raw.subscribe(rpcSubject(lattice, target), { callback: (_e, m) => frames.push(m.data[0] === 3 ? `mac×${m.data[1]}` : `v${m.data[0]}`) });
+    await raw.flush();
+    assert.equal(dec(await call(a, target, 'first')), 'b');
+    assert.equal(dec(await call(a, target, 'second')), 'b');
+    assert.deepEqual(frames, ['v2', 'mac×1'], 'signed until b answered, then tagged for b');
+    // c joins the queue group: a batch tagged for b alone that reaches c is declined there and sent again, signed.
+    const c = await host([server.url]);
+    c.bus.serve(target, async () => (ran.c++, enc('c')));
+    await c.bus.flush();
+    const answers: string[] = [];
+    for (let i = 0; i < 40 && c.bus.stats().unaddressed === 0; i++) answers.push(dec(await call(a, target, `n${i}`)));
+    assert.equal(c.bus.stats().unaddressed, 1, 'a batch without a MAC for c reached c');
+    assert.equal(ran.b + ran.c, 2 + answers.length, 'nothing of it ran there: the call ran once, when it was sent again');
+    assert.equal(a.bus.stats().resent, 1);
+    assert.ok(frames.includes('v2', 1), 'the declined call went again, signed');
+    // From then on a tags every batch for both, and c serves its share without declines.
+    frames.length = 0;
+    for (let i = 0; i < 40; i++) answers.push(dec(await call(a, target, `m${i}`)));
+    assert.ok(frames.every((f) => f === 'mac×2'), frames.join(' '));
+    assert.ok(ran.c > 0 && c.bus.stats().unaddressed === 1, JSON.stringify(ran));
+    assert.equal(ran.b + ran.c, 2 + answers.length, 'every call ran exactly once');
+    await raw.close();
+    await Promise.all([a.close(), b.close(), c.close()]);
   });
 
   test('deadline: a slow target fails with DEADLINE_EXCEEDED near the deadline', async () => {
@@ -244,10 +284,11 @@ describe('NATS bus on one server', () => {
     // Anything the serving host answered, on the batch's subject or on any item's, lands here.
     const inbox = createInbox();
     const answers: string[] = [];
+    const frames: Uint8Array[] = [];
     raw.subscribe(`${inbox}.>`, {
       callback: (_e, m) => {
         // A turn's replies to one caller come as one reply batch: count each reply by its id.
-        if (m.subject === `${inbox}._`) readReplyBatch(m.data, (id) => answers.push(`${inbox}.${id}`));
+        if (m.subject === `${inbox}._`) readReplyBatch(m.data, (id, frame) => answers.push(`${inbox}.${id}`) && frames.push(frame));
         else answers.push(m.subject);
       },
     });
@@ -269,7 +310,13 @@ describe('NATS bus on one server', () => {
     const garbage = Uint8Array.from([2, ...new Uint8Array(80).fill(0xc1)]);
     const misrouted = encodeBatch(batch({ target: actorTarget('MOTHER') }), aKey);
     const stale = encodeBatch(batch({ sent: Date.now() - 3_600_000 }), aKey);
-    const payloads = [forged, tampered, mixed, garbage, misrouted, stale, new Uint8Array(0)];
+    // With MACs: Mallory tags her body for b and swaps in a's id; a's genuine tag over a changed body.
+    const bKey = hostKeyFromSeed(b.seed);
+    const macForged = encodeBatch(batch({ hostId: mallory.publicKey }), mallory, { macFor: [mallory.peer(b.bus.hostId)!] });
+    Buffer.from(macForged.buffer, macForged.byteOffset, macForged.byteLength).write(a.bus.hostId, Buffer.from(macForged).indexOf(mallory.publicKey), 'latin1');
+    const macTampered = encodeBatch(batch(), aKey, { macFor: [aKey.peer(bKey.publicKey)!] });
+    macTampered[macTampered.length - 2]! ^= 0x20;
+    const payloads = [forged, tampered, mixed, garbage, misrouted, stale, macForged, macTampered, new Uint8Array(0)];
     for (const payload of payloads) {
       await assert.rejects(raw.request(subject, payload, { timeout: 300 }), (err: Error & { code?: string }) => err.code === 'TIMEOUT', 'never answered');
     }
@@ -281,6 +328,16 @@ describe('NATS bus on one server', () => {
     await eventually(async () => assert.equal(answers.length, 2), 'both items answered');
     assert.deepEqual(answers.sort(), [`${inbox}.1`, `${inbox}.2`]);
     assert.equal(calls, 2);
+    // A batch with MACs for other hosts only: nothing runs, every item is declined (so its
+    // caller sends it again, signed), and the batch is not counted as dropped.
+    answers.length = 0;
+    const elsewhere = hostKeyFromSeed(generateKeyPair('server').seed);
+    raw.publish(subject, encodeBatch(batch({ items: [good('3'), good('4')] }), aKey, { macFor: [aKey.peer(elsewhere.publicKey)!] }));
+    await eventually(async () => assert.equal(answers.length, 2), 'both items declined');
+    assert.equal(calls, 2, 'nothing of it ran');
+    assert.equal(b.bus.stats().unaddressed, 1);
+    assert.ok(frames.slice(-2).every((f) => f[0] === 2), 'the replies are declines');
+    assert.equal(b.bus.stats().dropped, payloads.length);
     // Legit traffic still flows.
     assert.equal(dec(await call(a, target, 'fine')), 'fine');
     assert.equal(calls, 3);
@@ -352,7 +409,7 @@ describe('NATS bus on one server', () => {
     const sized = await Promise.all(Array.from({ length: 9 }, (_, i) => call(a, actorTarget(ACTOR), `${i}${big}`)));
     assert.deepEqual(sized.map((r) => dec(r).slice(0, 1)), Array.from({ length: 9 }, (_, i) => String(i)));
     assert.equal(b.bus.stats().replyMessages - before, 3);
-    // A lone reply keeps its own subject.
+    // A lone reply is a reply batch of one (it names the host, as every reply batch does).
     assert.equal(dec(await call(a, actorTarget(ACTOR), 'one')), 'one');
     assert.equal(b.bus.stats().replyMessages - before, 4);
     assert.equal(a.bus.stats().pending, 0);

@@ -1,23 +1,26 @@
 /**
- * The NATS bus: invocations that cross hosts travel as signed msgpack batches (see envelope.ts)
+ * The NATS bus: invocations that cross hosts travel as authenticated msgpack batches (see envelope.ts)
  * on `wasmlet.<lattice>.rpc.<target>` (see subjects.ts). Hosts call local targets directly; only
  * what lives elsewhere reaches this bus.
  *
  * Calling (outbound-calls.ts): calls are queued per target and flushed once per event-loop turn,
- * one NATS message and one signature per target per turn; replies come back on one private
- * inbox subscription. Failures are values, never hangs:
+ * one NATS message per target per turn, signed, or tagged with a MAC for each host known to
+ * serve the target; replies come back on one private inbox subscription. Failures are values,
+ * never hangs:
  * - no subscriber for the target: the server's no-responders status (503) → ACTOR_NOT_FOUND;
  * - the deadline passes → DEADLINE_EXCEEDED;
  * - the connection is down (or drops with calls in flight) → UNAVAILABLE at once;
  * - the serving side failed → the same InvocationError code it raised, with its message.
  *
  * Serving: one queue-group subscription per target, so several hosts serving the same actor
- * share its load (at batch granularity). Every batch is verified once (framing, signature, host
- * allow-list, freshness, subject matching the signed target); anything else is dropped whole
- * with a (rate-limited) log line and never answered. Each item is dispatched on its own and
- * answered on `<reply>.<id>`, `reply` being the caller's inbox prefix from the signed body; a
- * turn's replies leave together at its end. A target that stops being served drains: batches
- * already routed to it are declined (not run), and their callers send them again elsewhere.
+ * share its load (at batch granularity). Every batch is verified once (framing, signature or
+ * this host's MAC, host allow-list, freshness, subject matching the signed target); anything
+ * else is dropped whole with a (rate-limited) log line and never answered. A batch tagged for
+ * other hosts only is declined (nothing runs; the caller sends it again, signed). Each item is
+ * dispatched on its own and answered with id `id` under `reply`, the caller's inbox prefix from
+ * the signed body; a turn's replies to one caller leave together at its end, as one reply batch
+ * that names this host. A target that stops being served drains: batches already routed to it
+ * are declined (not run), and their callers send them again elsewhere.
  *
  * Deadlines cross hosts as a budget: the receiver gives each item `deadline − sent` ms from
  * when the batch arrives, so clock offsets between hosts do not shorten or stretch calls.
@@ -28,7 +31,7 @@ import { z } from 'zod';
 import { createInbox, Events, type Msg, type NatsConnection, type Status, type Subscription } from 'nats';
 import type { Bus, BusHandler, BusInvocation, BusSubscription, BusTarget } from '../bus.ts';
 import { isPublicKey } from '../claims/keys.ts';
-import { InvocationError } from '../errors.ts';
+import { InvocationError, isBatchNotAddressed } from '../errors.ts';
 import { parseWith } from '../options.ts';
 import type { ActorClaims } from '../types.ts';
 import { decodeBatch, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey } from './envelope.ts';
@@ -99,8 +102,10 @@ export interface NatsBusStats {
   batchesReceived: number;
   /** Messages that carried replies: a turn's replies to one caller share one. */
   replyMessages: number;
-  /** Items this bus declined (arrived while it stopped serving their target) / calls it sent again after a decline. */
+  /** Items this bus declined (arrived while it stopped serving their target, or in a batch without a MAC for it) / calls it sent again after a decline. */
   declined: number;
+  /** Batches that carried MACs for other hosts only (their items were declined). */
+  unaddressed: number;
   resent: number;
   /** Calls in flight now (sent, or queued for the end of this turn). */
   pending: number;
@@ -125,7 +130,7 @@ export class NatsBus implements Bus {
   #connected = true;
   #closed = false;
   #statusIter: { stop(): void } | undefined;
-  #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0, replyMessages: 0 };
+  #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0, unaddressed: 0, replyMessages: 0 };
   #dropWindowStart = 0;
   #dropWindowCount = 0;
 
@@ -238,8 +243,16 @@ export class NatsBus implements Bus {
   #onInvocation(target: string, handler: BusHandler | undefined, m: Msg): void {
     let batch;
     try {
-      batch = decodeBatch(m.data, { allowedHosts: this.#allowed, keyCache: this.#keyCache, requireSignature: this.options.antiforgery });
+      batch = decodeBatch(m.data, { allowedHosts: this.#allowed, keyCache: this.#keyCache, requireSignature: this.options.antiforgery, receiver: this.#key });
     } catch (err) {
+      if (isBatchNotAddressed(err)) {
+        // Tagged for other hosts of the queue group only: run nothing; the declines tell the
+        // caller who we are, and it sends the items again, signed.
+        for (const id of err.ids) this.#respond(err.reply, id, encodeDeclinedReply(`host ${this.hostId} got a batch without a MAC for it`));
+        this.#stats.declined += err.ids.length;
+        this.#stats.unaddressed++;
+        return;
+      }
       this.#drop(m.subject, (err as Error).message);
       return;
     }
@@ -298,7 +311,7 @@ export class NatsBus implements Bus {
 
   /**
    * Replies wait for the end of the turn too: each caller then gets its replies of the turn in
-   * one message (a lone reply goes on its own subject, as it is), split at the batch byte bound.
+   * one reply batch (a lone reply too: the batch names this host), split at the batch byte bound.
    */
   #respond(replyTo: string, id: string, frame: Uint8Array): void {
     let list = this.#replies.get(replyTo);
@@ -314,7 +327,7 @@ export class NatsBus implements Bus {
     this.#replyTimer = undefined;
     const replies = this.#replies;
     this.#replies = new Map();
-    const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 1;
+    const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 2 - this.hostId.length;
     for (const [replyTo, list] of replies) {
       let start = 0;
       let bytes = 0;
@@ -333,8 +346,7 @@ export class NatsBus implements Bus {
 
   #publishReplies(replyTo: string, entries: (string | Uint8Array)[]): void {
     try {
-      if (entries.length === 2) this.#nc.publish(`${replyTo}.${entries[0] as string}`, entries[1] as Uint8Array);
-      else this.#nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, frameReplyBatch(entries));
+      this.#nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, frameReplyBatch(this.hostId, entries));
       this.#stats.replyMessages++;
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'could not send replies');

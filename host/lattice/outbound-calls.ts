@@ -1,7 +1,9 @@
 /**
  * The calling side of the NATS bus: calls queue per target during an event-loop turn and leave
- * at its end (`setImmediate`) as signed batches (see envelope.ts), one NATS message per target,
- * split at the item and byte bounds. Replies come back on one wildcard subscription of a private
+ * at its end (`setImmediate`) as authenticated batches (see envelope.ts), one NATS message per
+ * target, split at the item and byte bounds. A batch to a target is tagged with a MAC for each
+ * host that answered calls to it lately (reply batches name their host), and signed when there
+ * is none yet, or when it carries a call that was declined (it may reach a host not tagged). Replies come back on one wildcard subscription of a private
  * inbox (`_INBOX.<nuid>.*`): the last token is the call's correlation id, looked up in a map. A
  * batch's ids are consecutive, and its message's own reply subject `<inbox>.<first>-<last>` only
  * ever receives the server's no-responders status (503), which fails that batch's calls at once.
@@ -13,6 +15,7 @@ import type { BusInvocation } from '../bus.ts';
 import { InvocationError, type InvocationErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
 import { batchOverhead, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
+import type { PeerKeys } from './pair-keys.ts';
 import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN } from './replies.ts';
 import { rpcSubject } from './subjects.ts';
 
@@ -48,6 +51,8 @@ interface Queued {
   reject: (e: unknown) => void;
   /** Times it was declined by a host that stopped serving the target, and sent again. */
   resends: number;
+  /** Sign the batch that carries it (a resend: it may reach a host the caller has no MAC for). */
+  sign?: boolean;
 }
 
 /** A call sent and waiting for its reply. */
@@ -57,6 +62,15 @@ interface Pending extends Queued {
 
 /** A declined call is sent again at most this many times. */
 const MAX_RESENDS = 3;
+/** Hosts a batch is tagged for at most: the ones that answered calls to its target most recently. */
+const MAX_TAGS = 16;
+/** A host that has not answered calls to a target for this long is no longer tagged for it. */
+const RECEIVER_TTL_MS = 5 * 60_000;
+
+interface Receiver {
+  peer: PeerKeys;
+  seen: number;
+}
 
 export class OutboundCalls {
   readonly stats = { requested: 0, batchesSent: 0, resent: 0 };
@@ -75,6 +89,8 @@ export class OutboundCalls {
   readonly #flushQueues = () => this.#flush();
   #seq = 0;
   #sweep: NodeJS.Timeout | undefined;
+  /** Hosts that answered calls to a target lately, by target, least recent first. */
+  readonly #receivers = new Map<string, Map<string, Receiver>>();
 
   constructor(nc: NatsConnection, options: OutboundOptions, key: HostKey, inbox: string, usable: () => boolean) {
     this.#nc = nc;
@@ -163,20 +179,23 @@ export class OutboundCalls {
     const subject = rpcSubject(this.#options.lattice, target);
     const header: BatchHeader = { hostId: this.#key.publicKey, target, sent: now, reply: this.#inbox };
     const sign = this.#options.antiforgery;
+    const macFor = sign ? this.#receiversOf(target, now) : undefined;
     const maxItems = this.#options.maxBatchItems;
     // Upper bound of what a batch adds around its items (the array header is widest past 15 items).
-    const overhead = batchOverhead(header, 0xffff, { sign });
+    const overhead = Math.max(batchOverhead(header, 0xffff, { sign }), macFor ? batchOverhead(header, 0xffff, { macFor }) : 0);
     let items: Uint8Array[] = [];
     let entries: Pending[] = [];
     let first = 0;
     let bytes = overhead;
+    let mustSign = false;
     const send = () => {
       if (items.length === 0) return;
       const last = first + items.length - 1;
       const sent = entries;
       for (let i = 0; i < sent.length; i++) this.#pending.set((first + i).toString(36), sent[i]!);
       try {
-        this.#nc.publish(subject, frameBatch(header, items, this.#key, { sign }), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
+        const options = !sign ? { sign } : macFor && !mustSign ? { macFor } : {};
+        this.#nc.publish(subject, frameBatch(header, items, this.#key, options), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
         this.stats.batchesSent++;
       } catch (err) {
         for (let i = 0; i < sent.length; i++) this.#pending.delete((first + i).toString(36));
@@ -190,6 +209,7 @@ export class OutboundCalls {
       items = [];
       entries = [];
       bytes = overhead;
+      mustSign = false;
     };
     for (const c of calls) {
       const inv = c.inv;
@@ -224,6 +244,7 @@ export class OutboundCalls {
       this.#seq++;
       items.push(item);
       bytes += item.byteLength;
+      if (c.sign) mustSign = true;
       entries.push({ ...c, target });
     }
     send();
@@ -233,10 +254,25 @@ export class OutboundCalls {
   onReply(m: Msg): void {
     const id = m.subject.slice(this.#inboxLen);
     if (id === REPLY_BATCH_TOKEN) {
+      let target: string | undefined;
+      let other: Set<string> | undefined;
+      let host: string;
       try {
-        readReplyBatch(m.data, (one, frame) => this.#settle(one, frame));
+        host = readReplyBatch(m.data, (one, frame) => {
+          const t = this.#settle(one, frame);
+          if (t === undefined || t === target) return;
+          if (target === undefined) target = t;
+          else (other ??= new Set()).add(t);
+        });
       } catch {
         // Garbled past some point: the calls it did not answer fail at their deadline.
+        return;
+      }
+      // The host answered calls to these targets: tag later batches to them for it.
+      if (target !== undefined && this.#options.antiforgery) {
+        const now = Date.now();
+        this.#learn(target, host, now);
+        if (other) for (const t of other) this.#learn(t, host, now);
       }
       return;
     }
@@ -247,35 +283,39 @@ export class OutboundCalls {
     this.#settle(id, m.data, m.headers?.code === 503);
   }
 
-  /** Settles call `id` with its reply frame (or the server's no-responders status). */
-  #settle(id: string, frame: Uint8Array, noResponders = false): void {
+  /**
+   * Settles call `id` with its reply frame (or the server's no-responders status). Returns the
+   * call's target when the frame was a well-formed reply to a call waiting for it.
+   */
+  #settle(id: string, frame: Uint8Array, noResponders = false): string | undefined {
     const p = this.#pending.get(id);
-    if (!p) return; // late reply to a call that already failed (deadline, disconnect)
+    if (!p) return undefined; // late reply to a call that already failed (deadline, disconnect)
     this.#pending.delete(id);
     if (noResponders) {
       p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
-      return;
+      return undefined;
     }
     let reply;
     try {
       reply = decodeReply(frame);
     } catch (err) {
       p.reject(new InvocationError('BAD_PAYLOAD', `garbled reply from ${p.target}: ${(err as Error).message}`, { cause: err }));
-      return;
+      return undefined;
     }
     if (reply.ok) {
       p.resolve(reply.result);
-      return;
+      return p.target;
     }
     if (reply.declined) {
-      // Not run: the host that got it stops serving the target. Send it again while time allows.
+      // Not run: the host that got it stops serving the target, or had no MAC in the batch.
+      // Send it again, signed, while time allows.
       if (p.resends < MAX_RESENDS && p.inv.deadline > Date.now() && this.#usable()) {
         this.stats.resent++;
-        this.#enqueue(p.target, { inv: p.inv, resolve: p.resolve, reject: p.reject, resends: p.resends + 1 });
+        this.#enqueue(p.target, { inv: p.inv, resolve: p.resolve, reject: p.reject, resends: p.resends + 1, sign: true });
       } else {
         p.reject(new InvocationError('UNAVAILABLE', `${p.target} was declined by every host it was sent to (${p.resends + 1} times: ${reply.message})`));
       }
-      return;
+      return p.target;
     }
     if (INVOCATION_CODES.has(reply.code)) {
       p.reject(new InvocationError(reply.code as InvocationErrorCode, reply.message));
@@ -284,6 +324,41 @@ export class OutboundCalls {
       const code: InvocationErrorCode = p.target.startsWith('provider.') ? 'PROVIDER_ERROR' : 'GUEST_ERROR';
       p.reject(new InvocationError(code, reply.message, { cause: { code: reply.code } }));
     }
+    return p.target;
+  }
+
+  /** Host `hostId` answered calls to `target`: later batches to it carry a MAC for that host. */
+  #learn(target: string, hostId: string, now: number): void {
+    let known = this.#receivers.get(target);
+    const entry = known?.get(hostId);
+    if (entry) {
+      entry.seen = now;
+      // Keep the map in order of last answer, so the least recent host is the first to go.
+      known!.delete(hostId);
+      known!.set(hostId, entry);
+      return;
+    }
+    const peer = this.#key.peer(hostId);
+    if (!peer) return; // not a server key: nothing to tag for (a garbled or forged reply)
+    if (!known) {
+      known = new Map();
+      this.#receivers.set(target, known);
+    }
+    known.set(hostId, { peer, seen: now });
+    if (known.size > MAX_TAGS) known.delete(known.keys().next().value!);
+  }
+
+  /** The keys of the hosts that answered calls to `target` lately; undefined when there are none. */
+  #receiversOf(target: string, now: number): PeerKeys[] | undefined {
+    const known = this.#receivers.get(target);
+    if (!known) return undefined;
+    let peers: PeerKeys[] | undefined;
+    for (const [hostId, r] of known) {
+      if (now - r.seen > RECEIVER_TTL_MS) known.delete(hostId);
+      else (peers ??= []).push(r.peer);
+    }
+    if (known.size === 0) this.#receivers.delete(target);
+    return peers;
   }
 
   /**

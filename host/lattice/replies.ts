@@ -61,19 +61,25 @@ export function decodeReply(frame: Uint8Array): Reply {
 
 /** The inbox token of reply batches (correlation ids are base-36, so never `_`). */
 export const REPLY_BATCH_TOKEN = '_';
-const REPLY_BATCH = 3;
+const REPLY_BATCH = 4;
+/** Reply batches of earlier wasmlet versions did not name the responder; refused with a reason. */
+const REPLY_BATCH_ANONYMOUS = 3;
 
 /**
- * Frames several replies as one message: byte 3, then per reply `[id length: u8][id][frame
- * length: u32 BE][frame]`. `frames` alternates id, frame.
+ * Frames the replies one host has for one caller as one message: byte 4, the responding host's id
+ * (`[length: u8][ASCII]`, so the caller learns who serves its targets; see envelope.ts), then per
+ * reply `[id length: u8][id][frame length: u32 BE][frame]`. `entries` alternates id, frame.
  */
-export function frameReplyBatch(entries: readonly (string | Uint8Array)[]): Uint8Array {
-  let size = 1;
+export function frameReplyBatch(hostId: string, entries: readonly (string | Uint8Array)[]): Uint8Array {
+  if (hostId.length === 0 || hostId.length > 255) throw new WasmletError(HOST_KEY_INVALID, `host id of ${hostId.length} characters`);
+  let size = 2 + hostId.length;
   for (let i = 0; i < entries.length; i += 2) size += 1 + (entries[i] as string).length + 4 + (entries[i + 1] as Uint8Array).byteLength;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   out[0] = REPLY_BATCH;
-  let at = 1;
+  out[1] = hostId.length;
+  let at = 2;
+  for (let c = 0; c < hostId.length; c++) out[at++] = hostId.charCodeAt(c) & 0x7f;
   for (let i = 0; i < entries.length; i += 2) {
     const id = entries[i] as string;
     const frame = entries[i + 1] as Uint8Array;
@@ -93,11 +99,20 @@ export function replyBatchEntrySize(id: string, frame: Uint8Array): number {
   return 1 + id.length + 4 + frame.byteLength;
 }
 
-/** Calls `each(id, frame)` for every reply of a batch; throws WasmletError(ENVELOPE_INVALID) when garbled (after the replies before the damage). */
-export function readReplyBatch(data: Uint8Array, each: (id: string, frame: Uint8Array) => void): void {
-  if (data.byteLength === 0 || data[0] !== REPLY_BATCH) throw invalid(`not a reply batch (first byte ${data[0] ?? 'missing'})`);
+/**
+ * Calls `each(id, frame)` for every reply of a batch and returns the responding host's id (as
+ * written: the caller checks it before it relies on it). Throws WasmletError(ENVELOPE_INVALID)
+ * when garbled (after the replies before the damage).
+ */
+export function readReplyBatch(data: Uint8Array, each: (id: string, frame: Uint8Array) => void): string {
+  if (data.byteLength > 0 && data[0] === REPLY_BATCH_ANONYMOUS) throw invalid('reply batch of an earlier wasmlet (no responding host id)');
+  if (data.byteLength < 2 || data[0] !== REPLY_BATCH) throw invalid(`not a reply batch (first byte ${data[0] ?? 'missing'})`);
+  const hostLen = data[1]!;
+  if (hostLen === 0 || 2 + hostLen > data.byteLength) throw invalid('reply batch truncated');
+  let hostId = '';
+  for (let c = 0; c < hostLen; c++) hostId += String.fromCharCode(data[2 + c]!);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let at = 1;
+  let at = 2 + hostLen;
   while (at < data.byteLength) {
     const idLen = data[at++]!;
     if (idLen === 0 || at + idLen + 4 > data.byteLength) throw invalid('reply batch truncated');
@@ -110,4 +125,5 @@ export function readReplyBatch(data: Uint8Array, each: (id: string, frame: Uint8
     each(id, data.subarray(at, at + len));
     at += len;
   }
+  return hostId;
 }
