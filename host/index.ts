@@ -6,6 +6,7 @@ export { MemoryLinkStore, normalizeLink, linkKey, type LinkStore, type LinkEvent
 export { MemoryLogStore, parseLogStoreOptions, type LogStoreOptions } from './log-store.ts';
 export { HTTP_SERVER, KEY_VALUE, LOGGING, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
 export { encode, decode, asBytes, DecodeError } from './codec.ts';
+export { Writer as MsgpackWriter, sizeBin, sizeHeader, sizeNum, sizeStr } from './msgpack-writer.ts';
 export * from './errors.ts';
 export type * from './types.ts';
 export { readClaims, verifyActor, signActor, inspectActor, computeModuleHash, type VerifiedActor, type VerifyOptions, type SignActorOptions, type SignedActor, type ActorInspection } from './claims/claims.ts';

@@ -8,9 +8,9 @@
  */
 import { IncomingMessage, STATUS_CODES, createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
-import { decode, encode, isInvocationError } from '../../host/index.ts';
+import { decode, isInvocationError } from '../../host/index.ts';
 import type { Logger, ProviderContext } from '../../host/index.ts';
-import { BadActorResponse, EMPTY, OP_HANDLE_REQUEST, requestHeaders, toHttpResponse } from './http-codec.ts';
+import { BadActorResponse, EMPTY, encodeHttpRequest, OP_HANDLE_REQUEST, requestHeaders, toHttpResponse } from './http-codec.ts';
 import type { ListenTarget, ResolvedHttpServerOptions } from './options.ts';
 
 /** A request with the state its body listeners need (module-level listeners read it from `this`). */
@@ -173,15 +173,7 @@ export class ActorServer {
   };
 
   invoke(req: IncomingMessage, res: ServerResponse, header: Record<string, string>, body: Uint8Array): void {
-    const url = req.url!;
-    const q = url.indexOf('?');
-    const bytes = encode({
-      method: req.method,
-      path: q < 0 ? url : url.slice(0, q),
-      queryString: q < 0 ? '' : url.slice(q + 1),
-      header,
-      body,
-    });
+    const bytes = encodeHttpRequest(req.method!, req.url!, header, body);
     let pending: Promise<Uint8Array>;
     try {
       pending = this.ctx.invokeActor(this.actor, OP_HANDLE_REQUEST, bytes, this.invokeOptions);

@@ -6,7 +6,7 @@
  *   Response {statusCode, status, header: map<string,string>, body: bin}
  */
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { asBytes } from '../../host/index.ts';
+import { asBytes, MsgpackWriter, sizeBin, sizeHeader, sizeStr } from '../../host/index.ts';
 
 export const OP_HANDLE_REQUEST = 'HandleRequest';
 
@@ -38,6 +38,31 @@ export function requestHeaders(raw: string[]): Record<string, string> {
     out[name] = prev === undefined ? raw[i + 1]! : `${prev}, ${raw[i + 1]!}`;
   }
   return out;
+}
+
+const KEYS = ['method', 'path', 'queryString', 'header', 'body'] as const;
+const KEY_BYTES = KEYS.reduce((n, k) => n + sizeStr(k), 0);
+
+/**
+ * The `HandleRequest` payload `{method, path, queryString, header, body}` for a request line's
+ * method and target (path and query split at the first `?`), written in one pass: the same
+ * value `encode()` would write for the object, without building it.
+ */
+export function encodeHttpRequest(method: string, url: string, header: Record<string, string>, body: Uint8Array): Uint8Array {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const queryString = q < 0 ? '' : url.slice(q + 1);
+  let count = 0;
+  let size = 1 + KEY_BYTES + sizeStr(method) + sizeStr(path) + sizeStr(queryString) + sizeBin(body.byteLength);
+  for (const name in header) {
+    count++;
+    size += sizeStr(name) + sizeStr(header[name]!);
+  }
+  size += sizeHeader(count);
+  const w = new MsgpackWriter(size).mapHeader(5);
+  w.str('method').str(method).str('path').str(path).str('queryString').str(queryString).str('header').mapHeader(count);
+  for (const name in header) w.str(name).str(header[name]!);
+  return w.str('body').bin(body).done();
 }
 
 /** Why an actor's response cannot be sent; becomes a 502. */

@@ -42,6 +42,7 @@
  */
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { decode, encode } from '../codec.ts';
+import { sizeBin, sizeHeader, sizeNum, sizeStr, Writer } from '../msgpack-writer.ts';
 import { ed25519PublicKey, encodePublicKey, isPublicKey, seedBytes, seedKind } from '../claims/keys.ts';
 import { BatchNotAddressedError, WasmletError } from '../errors.ts';
 import { batchTag, FINGERPRINT_BYTES, PairKeyring, TAG_BYTES, tagsEqual, type PeerKeys } from './pair-keys.ts';
@@ -140,12 +141,30 @@ export function hostKeyFromSeed(seed: string): HostKey {
  * sender learn each item's size (to split batches) and reject an unencodable call on its own.
  */
 export function encodeItem(item: BatchItem): Uint8Array {
-  const body: Record<string, unknown> = { id: item.id, origin: item.origin, operation: item.operation, msg: item.msg, deadline: item.deadline };
-  if (item.actor !== undefined) body.actor = item.actor;
-  if (item.linkName !== undefined) body.linkName = item.linkName;
-  if (item.claims !== undefined) body.claims = item.claims;
-  return encode(body);
+  const claims = item.claims === undefined ? undefined : encode(item.claims);
+  let count = 5;
+  let size = ITEM_KEY_BYTES + sizeStr(item.id) + sizeStr(item.origin) + sizeStr(item.operation) + sizeBin(item.msg.byteLength) + sizeNum(item.deadline);
+  if (item.actor !== undefined) {
+    count++;
+    size += sizeStr('actor') + sizeStr(item.actor);
+  }
+  if (item.linkName !== undefined) {
+    count++;
+    size += sizeStr('linkName') + sizeStr(item.linkName);
+  }
+  if (claims !== undefined) {
+    count++;
+    size += sizeStr('claims') + claims.byteLength;
+  }
+  const w = new Writer(size + sizeHeader(count), true).mapHeader(count);
+  w.str('id').str(item.id).str('origin').str(item.origin).str('operation').str(item.operation).str('msg').bin(item.msg).str('deadline').num(item.deadline);
+  if (item.actor !== undefined) w.str('actor').str(item.actor);
+  if (item.linkName !== undefined) w.str('linkName').str(item.linkName);
+  if (claims !== undefined) w.str('claims').raw(claims);
+  return w.done();
 }
+
+const ITEM_KEY_BYTES = ['id', 'origin', 'operation', 'msg', 'deadline'].reduce((n, k) => n + sizeStr(k), 0);
 
 const [KEY_HOST_ID, KEY_TARGET, KEY_SENT, KEY_REPLY, KEY_ITEMS] = ['hostId', 'target', 'sent', 'reply', 'items'].map((k) => Uint8Array.from(encode(k)));
 
