@@ -78,18 +78,7 @@ export class Writer {
     const b = this.buf;
     const n = utf8Length(s);
     if (n < 32) b[this.at++] = 0xa0 | n;
-    else if (n < 0x100) {
-      b[this.at++] = 0xd9;
-      b[this.at++] = n;
-    } else if (n < 0x10000) {
-      b[this.at++] = 0xda;
-      b.writeUInt16BE(n, this.at);
-      this.at += 2;
-    } else {
-      b[this.at++] = 0xdb;
-      b.writeUInt32BE(n, this.at);
-      this.at += 4;
-    }
+    else this.#sized(n, 0xd9);
     if (n === s.length) {
       // ASCII: one byte per character (latin1 writes exactly that).
       if (n < 16) for (let i = 0; i < n; i++) b[this.at + i] = s.charCodeAt(i);
@@ -102,18 +91,7 @@ export class Writer {
   bin(bytes: Uint8Array): this {
     const b = this.buf;
     const n = bytes.byteLength;
-    if (n < 0x100) {
-      b[this.at++] = 0xc4;
-      b[this.at++] = n;
-    } else if (n < 0x10000) {
-      b[this.at++] = 0xc5;
-      b.writeUInt16BE(n, this.at);
-      this.at += 2;
-    } else {
-      b[this.at++] = 0xc6;
-      b.writeUInt32BE(n, this.at);
-      this.at += 4;
-    }
+    this.#sized(n, 0xc4);
     b.set(bytes, this.at);
     this.at += n;
     return this;
@@ -124,24 +102,30 @@ export class Writer {
     const b = this.buf;
     if (Number.isInteger(n) && n >= 0 && n <= 0xffffffff) {
       if (n < 0x80) b[this.at++] = n;
-      else if (n < 0x100) {
-        b[this.at++] = 0xcc;
-        b[this.at++] = n;
-      } else if (n < 0x10000) {
-        b[this.at++] = 0xcd;
-        b.writeUInt16BE(n, this.at);
-        this.at += 2;
-      } else {
-        b[this.at++] = 0xce;
-        b.writeUInt32BE(n, this.at);
-        this.at += 4;
-      }
+      else this.#sized(n, 0xcc);
       return this;
     }
     b[this.at++] = 0xcb;
     b.writeDoubleBE(n, this.at);
     this.at += 8;
     return this;
+  }
+
+  /** `n` as an 8-, 16- or 32-bit big-endian value after its type byte: `code8`, `code8 + 1` or `code8 + 2`. */
+  #sized(n: number, code8: number): void {
+    const b = this.buf;
+    if (n < 0x100) {
+      b[this.at++] = code8;
+      b[this.at++] = n;
+    } else if (n < 0x10000) {
+      b[this.at++] = code8 + 1;
+      b.writeUInt16BE(n, this.at);
+      this.at += 2;
+    } else {
+      b[this.at++] = code8 + 2;
+      b.writeUInt32BE(n, this.at);
+      this.at += 4;
+    }
   }
 
   /** Bytes that are already msgpack (a value encoded elsewhere). */
