@@ -9,11 +9,11 @@ const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 /**
- * Encodes to an exact-size buffer. msgpackr hands out views into a shared buffer, and posting a
- * view to a worker would copy that whole buffer (kilobytes) instead of the message.
+ * Encodes `value`. The result is a view into a buffer msgpackr shares between results (8 KiB
+ * blocks, never overwritten): posting it to a worker copies that block once per message.
  */
 export function encode(value: unknown): Uint8Array {
-  return packr.pack(value).slice();
+  return packr.pack(value);
 }
 
 export class DecodeError extends Error {

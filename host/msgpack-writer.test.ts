@@ -41,9 +41,3 @@ test('a wrong size is a loud bug, never a short or padded message', () => {
   assert.throws(() => new Writer(3).str('a').done(), /sized 3 bytes, wrote 2/);
   assert.throws(() => new Writer(1).str('ab').done(), /sized 1 bytes, wrote 3/);
 });
-
-test('an unpooled writer owns its memory; a pooled one may share it', () => {
-  const own = new Writer(8).buf;
-  assert.equal(own.buffer.byteLength, 8, 'posting it to a worker copies 8 bytes, not a pool');
-  assert.ok(new Writer(8, true).buf.buffer.byteLength >= 8);
-});

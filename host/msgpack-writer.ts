@@ -43,12 +43,12 @@ export class Writer {
   at = 0;
 
   /**
-   * `pooled`: the buffer may be a view into Node's shared allocation pool (fine for bytes that are
-   * copied on at once). By default it has a memory of its own, so that posting it to a worker
-   * copies the message, not the pool.
+   * Small buffers are views into Node's shared allocation pool, as `encode()`'s are into
+   * msgpackr's: a memory of their own would cost ~2 µs each on a busy machine, more than the
+   * encoding. (Posting such a view to a worker copies the pool block, ≤ 8 KiB, once per message.)
    */
-  constructor(size: number, pooled = false) {
-    this.buf = pooled ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size);
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
   }
 
   mapHeader(count: number): this {

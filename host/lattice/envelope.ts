@@ -156,7 +156,7 @@ export function encodeItem(item: BatchItem): Uint8Array {
     count++;
     size += sizeStr('claims') + claims.byteLength;
   }
-  const w = new Writer(size + sizeHeader(count), true).mapHeader(count);
+  const w = new Writer(size + sizeHeader(count)).mapHeader(count);
   w.str('id').str(item.id).str('origin').str(item.origin).str('operation').str(item.operation).str('msg').bin(item.msg).str('deadline').num(item.deadline);
   if (item.actor !== undefined) w.str('actor').str(item.actor);
   if (item.linkName !== undefined) w.str('linkName').str(item.linkName);
