@@ -278,29 +278,41 @@ function medianRun(rs: LoadResult[]): LoadResult {
   return [...rs].sort((a, b) => a.reqPerSec - b.reqPerSec)[Math.floor((rs.length - 1) / 2)]!;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/**
+ * Ratios of a path to a baseline measured in the same round (paths run interleaved, one round
+ * after another): the machine's speed drifts over minutes, so a path is compared with the
+ * baseline run next to it, and the median of those ratios is reported with their range.
+ */
+function pairedRatios(rs: LoadResult[], base: LoadResult[]): number[] {
+  return rs.map((x, i) => x.reqPerSec / base[Math.min(i, base.length - 1)]!.reqPerSec);
+}
+
 export function report(r: LatticeBench): string {
   const parts: string[] = [];
   const raw = r.runs[names.raw];
   const bridgeRuns = r.runs[names.bridge];
   if (raw && bridgeRuns) {
-    const rawMed = medianRun(raw);
-    const bridgeMed = medianRun(bridgeRuns);
     const many = r.repeat > 1;
     parts.push(
-      `| path | req/s${many ? ` (median of ${r.repeat})` : ''} |${many ? ' best |' : ''} × raw | × bridge | target (× bridge) | p50 ms | p99 ms | errors/non-2xx |`,
-      `|---|---:|${many ? '---:|' : ''}---:|---:|---:|---:|---:|---:|`,
+      `| path | req/s${many ? ` (median of ${r.repeat})` : ''} | × raw | × bridge${many ? ' (median of rounds; range)' : ''} | target (× bridge) | p50 ms | p99 ms | errors/non-2xx |`,
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const [name, rs] of Object.entries(r.runs)) {
       const m = medianRun(rs);
-      const best = Math.max(...rs.map((x) => x.reqPerSec));
-      const vsBridge = m.reqPerSec / bridgeMed.reqPerSec;
+      const vsRaw = median(pairedRatios(rs, raw));
+      const byRound = pairedRatios(rs, bridgeRuns);
+      const vsBridge = median(byRound);
+      const range = many ? ` (${Math.min(...byRound).toFixed(2)}–${Math.max(...byRound).toFixed(2)})` : '';
       const target = bridgeTargets[name];
       const mark = target === undefined ? '' : `${vsBridge >= target ? '≥' : '<'} ${target}`;
       const errors = rs.reduce((n, x) => n + x.errors, 0);
       const non2xx = rs.reduce((n, x) => n + x.non2xx, 0);
-      parts.push(
-        `| ${name} | ${Math.round(m.reqPerSec)} |${many ? ` ${Math.round(best)} |` : ''} ${(m.reqPerSec / rawMed.reqPerSec).toFixed(2)} | ${vsBridge.toFixed(2)} | ${mark} | ${m.p50} | ${m.p99} | ${errors}/${non2xx} |`,
-      );
+      parts.push(`| ${name} | ${Math.round(m.reqPerSec)} | ${vsRaw.toFixed(2)} | ${vsBridge.toFixed(2)}${range} | ${mark} | ${m.p50} | ${m.p99} | ${errors}/${non2xx} |`);
     }
     parts.push('');
   }
