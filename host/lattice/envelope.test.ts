@@ -246,11 +246,12 @@ test('antiforgery off: unsigned frames, accepted only by receivers that do not r
 
 test('reply batches carry each reply with its id, and a garbled one is refused', () => {
   const frames = [encodeOkReply(Uint8Array.from([1, 2])), encodeErrorReply('TRAP', 'boom'), encodeOkReply(new Uint8Array(70_000))];
-  const framed = frameReplyBatch(key.publicKey, ['a', frames[0]!, 'zz9', frames[1]!, '1b', frames[2]!]);
+  const framed = frameReplyBatch(key.publicKey, frames.flatMap((f, i) => [['a', 'zz9', '1b'][i]!, f[0]!, f.subarray(1)]));
   const seen: [string, Uint8Array][] = [];
   assert.equal(readReplyBatch(framed, (id, frame) => seen.push([id, frame])), key.publicKey, 'names the answering host');
   assert.deepEqual(seen.map(([id]) => id), ['a', 'zz9', '1b']);
-  assert.deepEqual(decodeReply(seen[0]![1]), { ok: true, result: Uint8Array.from([1, 2]) });
+  const first = decodeReply(seen[0]![1]);
+  assert.ok(first.ok && Buffer.from(first.result).equals(Buffer.from([1, 2])));
   assert.deepEqual(decodeReply(seen[1]![1]), { ok: false, code: 'TRAP', message: 'boom' });
   assert.equal(seen[2]![1].byteLength, 70_001);
   for (const bad of [new Uint8Array(0), Uint8Array.from([0, 1]), framed.subarray(0, framed.byteLength - 1), Uint8Array.from([4, 0]), Uint8Array.from([4, 9, 65])]) {

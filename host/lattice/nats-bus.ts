@@ -35,10 +35,12 @@ import { InvocationError, isBatchNotAddressed } from '../errors.ts';
 import { parseWith } from '../options.ts';
 import type { ActorClaims } from '../types.ts';
 import { decodeBatch, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey } from './envelope.ts';
-import { encodeDeclinedReply, encodeErrorReply, encodeOkReply, frameReplyBatch, REPLY_BATCH_TOKEN, replyBatchEntrySize } from './replies.ts';
+import { DECLINED, errorPayload, frameReplyBatch, REPLY_BATCH_TOKEN, REPLY_DECLINED_STATUS, REPLY_ERROR_STATUS, REPLY_OK_STATUS, replyBatchEntrySize } from './replies.ts';
 import { OutboundCalls } from './outbound-calls.ts';
 import { latticeIdSchema, rpcSubject } from './subjects.ts';
 import type { KeyObject } from 'node:crypto';
+
+const EMPTY = new Uint8Array(0);
 
 export const natsBusOptionsSchema = z
   .object({
@@ -123,8 +125,8 @@ export class NatsBus implements Bus {
   readonly #serving = new Set<Serving>();
   /** Subscriptions draining after close (their late batches are declined). */
   readonly #draining = new Set<Promise<void>>();
-  /** Replies of this turn by the caller's reply prefix: id, frame, id, frame… */
-  #replies = new Map<string, (string | Uint8Array)[]>();
+  /** Replies of this turn by the caller's reply prefix: id, status, payload, id, status, payload… */
+  #replies = new Map<string, (string | number | Uint8Array)[]>();
   #replyTimer: NodeJS.Immediate | undefined;
   readonly #flushReplies = () => this.#sendReplies();
   #connected = true;
@@ -248,7 +250,8 @@ export class NatsBus implements Bus {
       if (isBatchNotAddressed(err)) {
         // Tagged for other hosts of the queue group only: run nothing; the declines tell the
         // caller who we are, and it sends the items again, signed.
-        for (const id of err.ids) this.#respond(err.reply, id, encodeDeclinedReply(`host ${this.hostId} got a batch without a MAC for it`));
+        const why = errorPayload(DECLINED, `host ${this.hostId} got a batch without a MAC for it`);
+        for (const id of err.ids) this.#respond(err.reply, id, REPLY_DECLINED_STATUS, why);
         this.#stats.declined += err.ids.length;
         this.#stats.unaddressed++;
         return;
@@ -267,7 +270,8 @@ export class NatsBus implements Bus {
     }
     this.#stats.batchesReceived++;
     if (!handler) {
-      for (const item of batch.items) this.#respond(batch.reply, item.id, encodeDeclinedReply(`${target} is no longer served by host ${this.hostId}`));
+      const why = errorPayload(DECLINED, `${target} is no longer served by host ${this.hostId}`);
+      for (const item of batch.items) this.#respond(batch.reply, item.id, REPLY_DECLINED_STATUS, why);
       this.#stats.declined += batch.items.length;
       return;
     }
@@ -277,7 +281,7 @@ export class NatsBus implements Bus {
       const id = item.id;
       const deadline = now + (item.deadline - batch.sent);
       if (deadline <= now) {
-        this.#respond(replyTo, id, encodeErrorReply('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+        this.#respond(replyTo, id, REPLY_ERROR_STATUS, errorPayload('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
         continue;
       }
       const inv: LatticeInvocation = {
@@ -298,12 +302,12 @@ export class NatsBus implements Bus {
         result = Promise.reject(err);
       }
       result.then(
-        (bytes) => this.#respond(replyTo, id, encodeOkReply(bytes instanceof Uint8Array ? bytes : new Uint8Array(0))),
+        (bytes) => this.#respond(replyTo, id, REPLY_OK_STATUS, bytes instanceof Uint8Array ? bytes : EMPTY),
         (err: unknown) => {
           // Errors without a code of their own are reported as ERROR; the caller maps it by target kind.
           const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ERROR';
           const message = err instanceof Error ? err.message : String(err);
-          this.#respond(replyTo, id, encodeErrorReply(code, message));
+          this.#respond(replyTo, id, REPLY_ERROR_STATUS, errorPayload(code, message));
         },
       );
     }
@@ -313,13 +317,13 @@ export class NatsBus implements Bus {
    * Replies wait for the end of the turn too: each caller then gets its replies of the turn in
    * one reply batch (a lone reply too: the batch names this host), split at the batch byte bound.
    */
-  #respond(replyTo: string, id: string, frame: Uint8Array): void {
+  #respond(replyTo: string, id: string, status: number, payload: Uint8Array): void {
     let list = this.#replies.get(replyTo);
     if (list === undefined) {
       list = [];
       this.#replies.set(replyTo, list);
     }
-    list.push(id, frame);
+    list.push(id, status, payload);
     if (this.#replyTimer === undefined) this.#replyTimer = setImmediate(this.#flushReplies);
   }
 
@@ -331,8 +335,8 @@ export class NatsBus implements Bus {
     for (const [replyTo, list] of replies) {
       let start = 0;
       let bytes = 0;
-      for (let i = 0; i < list.length; i += 2) {
-        const size = replyBatchEntrySize(list[i] as string, list[i + 1] as Uint8Array);
+      for (let i = 0; i < list.length; i += 3) {
+        const size = replyBatchEntrySize(list[i] as string, list[i + 2] as Uint8Array);
         if (i > start && bytes + size > maxBytes) {
           this.#publishReplies(replyTo, list.slice(start, i));
           start = i;
@@ -344,7 +348,7 @@ export class NatsBus implements Bus {
     }
   }
 
-  #publishReplies(replyTo: string, entries: (string | Uint8Array)[]): void {
+  #publishReplies(replyTo: string, entries: (string | number | Uint8Array)[]): void {
     try {
       this.#nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, frameReplyBatch(this.hostId, entries));
       this.#stats.replyMessages++;

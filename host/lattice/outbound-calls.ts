@@ -16,7 +16,7 @@ import { InvocationError, type InvocationErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
 import { batchOverhead, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
 import type { PeerKeys } from './pair-keys.ts';
-import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN } from './replies.ts';
+import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN, REPLY_OK_STATUS } from './replies.ts';
 import { rpcSubject } from './subjects.ts';
 
 /** What the calling side needs of the bus options (see `NatsBusOptions`). */
@@ -44,21 +44,19 @@ const INVOCATION_CODES = new Set<string>([
   'STOPPING',
 ]);
 
-/** A call waiting for the end of the turn, when its target's batch is sent. */
-interface Queued {
+/** A call: queued for the end of the turn, then sent and waiting for its reply. */
+interface Call {
   inv: BusInvocation & { claims?: ActorClaims };
+  target: string;
   resolve: (v: Uint8Array) => void;
   reject: (e: unknown) => void;
   /** Times it was declined by a host that stopped serving the target, and sent again. */
   resends: number;
   /** Sign the batch that carries it (a resend: it may reach a host the caller has no MAC for). */
-  sign?: boolean;
+  sign: boolean;
 }
-
-/** A call sent and waiting for its reply. */
-interface Pending extends Queued {
-  target: string;
-}
+type Queued = Call;
+type Pending = Call;
 
 /** A declined call is sent again at most this many times. */
 const MAX_RESENDS = 3;
@@ -114,7 +112,7 @@ export class OutboundCalls {
       return Promise.reject(new InvocationError('UNAVAILABLE', `lattice busy: ${inFlight} calls in flight`));
     }
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.#enqueue(inv.target, { inv, resolve, reject, resends: 0 });
+      this.#enqueue(inv.target, { inv, target: inv.target, resolve, reject, resends: 0, sign: false });
       this.stats.requested++;
     });
   }
@@ -245,7 +243,7 @@ export class OutboundCalls {
       items.push(item);
       bytes += item.byteLength;
       if (c.sign) mustSign = true;
-      entries.push({ ...c, target });
+      entries.push(c);
     }
     send();
   }
@@ -295,6 +293,10 @@ export class OutboundCalls {
       p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
       return undefined;
     }
+    if (frame.byteLength > 0 && frame[0] === REPLY_OK_STATUS) {
+      p.resolve(frame.subarray(1));
+      return p.target;
+    }
     let reply;
     try {
       reply = decodeReply(frame);
@@ -311,7 +313,7 @@ export class OutboundCalls {
       // Send it again, signed, while time allows.
       if (p.resends < MAX_RESENDS && p.inv.deadline > Date.now() && this.#usable()) {
         this.stats.resent++;
-        this.#enqueue(p.target, { inv: p.inv, resolve: p.resolve, reject: p.reject, resends: p.resends + 1, sign: true });
+        this.#enqueue(p.target, { inv: p.inv, target: p.target, resolve: p.resolve, reject: p.reject, resends: p.resends + 1, sign: true });
       } else {
         p.reject(new InvocationError('UNAVAILABLE', `${p.target} was declined by every host it was sent to (${p.resends + 1} times: ${reply.message})`));
       }

@@ -14,6 +14,9 @@ const REPLY_DECLINED = 2;
 /** Code of a declined reply: the item was not run, send it again. */
 export const DECLINED = 'DECLINED';
 
+/** Status byte of a reply frame that carries a result. */
+export const REPLY_OK_STATUS = REPLY_OK;
+
 export function encodeOkReply(result: Uint8Array): Uint8Array {
   const frame = new Uint8Array(1 + result.byteLength);
   frame[0] = REPLY_OK;
@@ -21,8 +24,17 @@ export function encodeOkReply(result: Uint8Array): Uint8Array {
   return frame;
 }
 
+/** The payload of an error reply frame (after its status byte). */
+export function errorPayload(code: string, message: string): Uint8Array {
+  return encode({ code, message });
+}
+
+/** Status byte of an error reply frame / of a declined one. */
+export const REPLY_ERROR_STATUS = REPLY_ERROR;
+export const REPLY_DECLINED_STATUS = REPLY_DECLINED;
+
 export function encodeErrorReply(code: string, message: string): Uint8Array {
-  const body = encode({ code, message });
+  const body = errorPayload(code, message);
   const frame = new Uint8Array(1 + body.byteLength);
   frame[0] = REPLY_ERROR;
   frame.set(body, 1);
@@ -68,35 +80,37 @@ const REPLY_BATCH_ANONYMOUS = 3;
 /**
  * Frames the replies one host has for one caller as one message: byte 4, the responding host's id
  * (`[length: u8][ASCII]`, so the caller learns who serves its targets; see envelope.ts), then per
- * reply `[id length: u8][id][frame length: u32 BE][frame]`. `entries` alternates id, frame.
+ * reply `[id length: u8][id][frame length: u32 BE][frame]`, a frame being its status byte and
+ * payload. `entries` holds, per reply, its id, status and payload (so that no frame is built
+ * apart). Small batches come from Node's buffer pool: NATS copies them on at once.
  */
-export function frameReplyBatch(hostId: string, entries: readonly (string | Uint8Array)[]): Uint8Array {
+export function frameReplyBatch(hostId: string, entries: readonly (string | number | Uint8Array)[]): Uint8Array {
   if (hostId.length === 0 || hostId.length > 255) throw new WasmletError(HOST_KEY_INVALID, `host id of ${hostId.length} characters`);
   let size = 2 + hostId.length;
-  for (let i = 0; i < entries.length; i += 2) size += 1 + (entries[i] as string).length + 4 + (entries[i + 1] as Uint8Array).byteLength;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
+  for (let i = 0; i < entries.length; i += 3) size += replyBatchEntrySize(entries[i] as string, entries[i + 2] as Uint8Array);
+  const out = Buffer.allocUnsafe(size);
   out[0] = REPLY_BATCH;
   out[1] = hostId.length;
   let at = 2;
   for (let c = 0; c < hostId.length; c++) out[at++] = hostId.charCodeAt(c) & 0x7f;
-  for (let i = 0; i < entries.length; i += 2) {
+  for (let i = 0; i < entries.length; i += 3) {
     const id = entries[i] as string;
-    const frame = entries[i + 1] as Uint8Array;
+    const payload = entries[i + 2] as Uint8Array;
     if (id.length > 255) throw new WasmletError(HOST_KEY_INVALID, `correlation id too long (${id.length} characters)`);
     out[at++] = id.length;
     for (let c = 0; c < id.length; c++) out[at++] = id.charCodeAt(c) & 0x7f;
-    view.setUint32(at, frame.byteLength);
+    out.writeUInt32BE(payload.byteLength + 1, at);
     at += 4;
-    out.set(frame, at);
-    at += frame.byteLength;
+    out[at++] = entries[i + 1] as number;
+    out.set(payload, at);
+    at += payload.byteLength;
   }
   return out;
 }
 
-/** The bytes one reply adds to a reply batch. */
-export function replyBatchEntrySize(id: string, frame: Uint8Array): number {
-  return 1 + id.length + 4 + frame.byteLength;
+/** The bytes one reply (its payload after the status byte) adds to a reply batch. */
+export function replyBatchEntrySize(id: string, payload: Uint8Array): number {
+  return 1 + id.length + 4 + 1 + payload.byteLength;
 }
 
 /**
