@@ -64,7 +64,11 @@ function rejects(fn: () => unknown, pattern: RegExp): void {
   });
 }
 
-const plain = (b: Batch) => ({ ...b, items: b.items.map((i) => ({ ...i, msg: Buffer.from(i.msg) })) });
+/** A batch as plain data: message bytes as Buffers, every item field present (absent ones undefined). */
+const plain = (b: Batch) => ({
+  ...b,
+  items: b.items.map((i) => ({ id: i.id, origin: i.origin, operation: i.operation, msg: Buffer.from(i.msg), deadline: i.deadline, actor: i.actor, linkName: i.linkName, claims: i.claims })),
+});
 
 test('host key: public key matches nkeys, signatures verify with keys.ts', () => {
   assert.equal(key.publicKey, host.publicKey);

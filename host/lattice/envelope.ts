@@ -299,11 +299,17 @@ function checkItem(value: unknown, i: number): BatchItem {
     if (value[f] !== undefined && typeof value[f] !== 'string') throw invalid(`${at}: field "${f}" must be a string`);
   }
   if (value.claims !== undefined && !isPlainObject(value.claims)) throw invalid(`${at}: field "claims" must be a map`);
-  const item: BatchItem = { id: value.id as string, origin: value.origin as string, operation: value.operation as string, msg: value.msg, deadline };
-  if (value.actor !== undefined) item.actor = value.actor as string;
-  if (value.linkName !== undefined) item.linkName = value.linkName as string;
-  if (value.claims !== undefined) item.claims = value.claims as unknown as ActorClaims;
-  return item;
+  // Every field written, absent ones as undefined: one object shape for every item.
+  return {
+    id: value.id as string,
+    origin: value.origin as string,
+    operation: value.operation as string,
+    msg: value.msg,
+    deadline,
+    actor: value.actor as string | undefined,
+    linkName: value.linkName as string | undefined,
+    claims: value.claims as unknown as ActorClaims | undefined,
+  };
 }
 
 /**

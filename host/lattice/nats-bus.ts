@@ -284,6 +284,7 @@ export class NatsBus implements Bus {
         this.#respond(replyTo, id, REPLY_ERROR_STATUS, errorPayload('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
         continue;
       }
+      // Every field written, absent ones as undefined: one object shape for every invocation.
       const inv: LatticeInvocation = {
         origin: item.origin,
         target,
@@ -291,9 +292,9 @@ export class NatsBus implements Bus {
         msg: item.msg,
         deadline,
         fromHost: batch.hostId,
-        ...(item.actor !== undefined ? { actor: item.actor } : {}),
-        ...(item.linkName !== undefined ? { linkName: item.linkName } : {}),
-        ...(item.claims !== undefined ? { claims: item.claims } : {}),
+        actor: item.actor,
+        linkName: item.linkName,
+        claims: item.claims,
       };
       let result: Promise<Uint8Array>;
       try {
