@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import pino from 'pino';
 import { compileWat, toolboxWat } from '../../test/helpers/wat.ts';
 import { decode, encode, isInvocationError, wapcRuntime, WorkerPool } from '../index.ts';
+import type { WorkItem } from './protocol.ts';
+import { compactPayloads } from './worker-pool.ts';
 
 test('a late host-call reply to a call that timed out is dropped; the next call gets its own reply', async () => {
   const bytes = await compileWat(toolboxWat());
@@ -45,4 +47,25 @@ test('a late host-call reply to a call that timed out is dropped; the next call 
   } finally {
     await pool.close();
   }
+});
+
+test('call payloads that are views into larger memory travel as their own bytes', () => {
+  const big = new Uint8Array(65_536).fill(9);
+  const own = Uint8Array.from([1, 2, 3]);
+  const items: WorkItem[] = [
+    { t: 'call', id: 1, seq: 1, actor: 'M', op: 'A', msg: big.subarray(100, 110), deadline: 0 },
+    { t: 'unload', actor: 'X' },
+    { t: 'call', id: 2, seq: 2, actor: 'M', op: 'A', msg: own, deadline: 0 },
+    { t: 'call', id: 3, seq: 3, actor: 'M', op: 'A', msg: big.subarray(0, 5), deadline: 0 },
+  ];
+  compactPayloads(items);
+  const [a, , b, c] = items as Extract<WorkItem, { t: 'call' }>[];
+  assert.equal(a!.msg.buffer.byteLength, 15, 'the two views share one 15-byte block');
+  assert.equal(c!.msg.buffer, a!.msg.buffer);
+  assert.deepEqual([...a!.msg], Array(10).fill(9));
+  assert.deepEqual([...c!.msg], Array(5).fill(9));
+  assert.equal(b!.msg, own, 'a payload that owns its memory is left as it is');
+  // What a worker would receive: the structured clone carries 15 bytes, not 64 KiB.
+  const cloned = structuredClone(items) as typeof items;
+  assert.equal((cloned[0] as { msg: Uint8Array }).msg.buffer.byteLength, 15);
 });

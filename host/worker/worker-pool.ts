@@ -69,6 +69,30 @@ interface ActorEntry {
 
 const MAX_SEQ = 2 ** 30;
 
+/**
+ * Posting a view to a worker copies the whole memory behind it, and call payloads are often views
+ * into much larger blocks: a NATS read buffer (~64 KiB) or a shared allocation pool (8 KiB). Such
+ * payloads are copied into one exact-size block per message first, so a message costs its bytes.
+ */
+export function compactPayloads(items: WorkItem[]): void {
+  let total = 0;
+  for (const item of items) if (item.t === 'call' && !ownsMemory(item.msg)) total += item.msg.byteLength;
+  if (total === 0) return;
+  const block = new Uint8Array(total);
+  let at = 0;
+  for (const item of items) {
+    if (item.t !== 'call' || ownsMemory(item.msg)) continue;
+    const n = item.msg.byteLength;
+    block.set(item.msg, at);
+    item.msg = block.subarray(at, at + n);
+    at += n;
+  }
+}
+
+function ownsMemory(view: Uint8Array): boolean {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+}
+
 export class WorkerPool {
   readonly #opts: WorkerPoolOptions;
   readonly #log: Logger;
@@ -316,6 +340,7 @@ export class WorkerPool {
       if (s.sendBuf.length === 0 || s.dead) continue;
       const items = s.sendBuf;
       s.sendBuf = [];
+      compactPayloads(items);
       s.worker.postMessage({ t: 'batch', items });
     }
   };
