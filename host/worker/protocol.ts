@@ -35,6 +35,8 @@ export interface WorkerInit {
    * is never terminated halfway through a provider's operation.
    */
   state: SharedArrayBuffer;
+  /** Call results, worker → main (results-ring.ts); a `results` message is its doorbell. */
+  results: SharedArrayBuffer;
 }
 
 export const WORKER_IDLE = 0;
@@ -70,6 +72,7 @@ export type CallErrorCode = 'TRAP' | 'GUEST_ERROR' | 'ACTOR_NOT_FOUND';
 
 export type FromWorker =
   | { t: 'ready' }
+  | { t: 'results' }
   | { t: 'warn'; actor: string; message: string }
   | { t: 'done'; id: number; ok?: Uint8Array; err?: { code: CallErrorCode; message: string }; logs?: GuestLogLine[] }
   | { t: 'host'; seq: number; actor: string; binding: string; ns: string; op: string; payload: Uint8Array; deadline: number };

@@ -3,6 +3,7 @@
  * the call-state ring and the worker-state cell (layouts in protocol.ts).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { ResultsReader, resultsBuffer } from './results-ring.ts';
 import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkItem } from './protocol.ts';
 
 export interface WorkerSlot<Call> {
@@ -14,6 +15,8 @@ export interface WorkerSlot<Call> {
   replies: MessagePort;
   /** WORKER_IDLE / WORKER_IN_PROVIDER / WORKER_DOOMED (see protocol.ts). */
   state: Int32Array;
+  /** Results the worker wrote to shared memory (see results-ring.ts). */
+  results: ResultsReader;
   ready: boolean;
   dead: boolean;
   /** Sent and not answered, in send order: [0] is running (or about to). */
@@ -34,7 +37,8 @@ export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
   const ringBuf = new SharedArrayBuffer(4 * CALL_RING_SIZE);
   const stateBuf = new SharedArrayBuffer(4);
   const channel = new MessageChannel();
-  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf };
+  const results = resultsBuffer();
+  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf, results };
   const worker = new Worker(WORKER_URL, { workerData: init, transferList: [channel.port2], stdout: false, stderr: false });
   return {
     index,
@@ -44,6 +48,7 @@ export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
     ring: new Int32Array(ringBuf),
     replies: channel.port1,
     state: new Int32Array(stateBuf),
+    results: new ResultsReader(results),
     ready: false,
     dead: false,
     outstanding: [],

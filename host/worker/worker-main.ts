@@ -4,6 +4,7 @@
  * host call is answered by the main thread.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { ResultsWriter } from './results-ring.ts';
 import { GuestError, type GuestFactory, type GuestInstance, type HostCallResult } from '../runtime/runtime.ts';
 import { componentGuestFactory } from '../runtime/component-guest.ts';
 import { wapcGuestFactory } from '../runtime/wapc.ts';
@@ -40,6 +41,16 @@ const ring = new Int32Array(init.ring);
 const replies = init.replies;
 const state = new Int32Array(init.state);
 const port = parentPort!;
+const results = new ResultsWriter(init.results);
+/** When the oldest result in the ring whose doorbell is not rung yet was written (0: none). */
+let unannouncedSince = 0;
+
+/** Tells the main thread there are results to drain, unless a doorbell is already on its way. */
+function announceResults(): void {
+  if (unannouncedSince === 0) return;
+  unannouncedSince = 0;
+  if (results.ring()) port.postMessage({ t: 'results' } satisfies FromWorker);
+}
 
 type RouteHandler = (operation: string, msg: Uint8Array) => Uint8Array;
 
@@ -80,6 +91,8 @@ function hostCallFor(actor: string) {
       }
       if (handler !== null) return runRouted(handler, op, payload);
     }
+    // The main thread is about to work for us: let it take the results waiting meanwhile.
+    announceResults();
     const mySeq = ++seq;
     const msg: FromWorker = { t: 'host', seq: mySeq, actor, binding, ns, op, payload, deadline: currentDeadline };
     port.postMessage(msg);
@@ -215,11 +228,18 @@ function runCall(m: CallItem): void {
       out = { t: 'done', id: m.id, err: { code: 'TRAP', message } };
     }
   }
-  if (logs.length) {
-    (out as { logs?: GuestLogLine[] }).logs = logs;
-    logs = [];
+  const lines = logs.length ? logs : undefined;
+  if (lines) logs = [];
+  if (out.t === 'done' && out.ok && results.write(m.id, out.ok, lines && encode(lines))) {
+    // In shared memory, the result survives this worker being stopped during a later call;
+    // the doorbell goes at the end of this work, or now if results have waited 1 ms.
+    const now = Date.now();
+    if (unannouncedSince === 0) unannouncedSince = now;
+    else if (now - unannouncedSince >= 1) announceResults();
+    return;
   }
-  // One reply per call, at once: a later call in the batch may never return (it will be stopped).
+  // By message: errors, and what the ring cannot take.
+  if (lines) (out as { logs?: GuestLogLine[] }).logs = lines;
   reply(out);
 }
 
@@ -276,10 +296,11 @@ function runItems(items: WorkItem[]): void {
   for (let i = 0; i < items.length; i++) {
     if (steps > 0) {
       held.push(...items.slice(i));
-      return;
+      break;
     }
     runItem(items[i]!);
   }
+  announceResults();
 }
 
 port.on('message', (m: ToWorker) => {

@@ -69,3 +69,37 @@ test('call payloads that are views into larger memory travel as their own bytes'
   const cloned = structuredClone(items) as typeof items;
   assert.equal((cloned[0] as { msg: Uint8Array }).msg.buffer.byteLength, 15);
 });
+
+test('a call that finished before a later one overran is answered, with its log lines, when the worker is replaced', async () => {
+  const bytes = await compileWat(toolboxWat());
+  const prepared = await wapcRuntime.prepare(bytes, await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>));
+  const logged: string[] = [];
+  const pool = new WorkerPool({
+    size: 1,
+    logger: pino({ level: 'silent' }),
+    hostCall: async () => new Uint8Array(0),
+    onLogs: (actor, lines) => logged.push(...lines.map(([, message]) => `${actor}:${message}`)),
+  });
+  try {
+    await pool.ready();
+    pool.register('A', prepared, { maxInstances: 1, deadlineMs: 300 });
+    // Warm: the instance exists, so both calls below go to the one worker in one message.
+    await pool.invoke('A', 'HandleRequest', encode({ method: 'GET' }));
+    logged.length = 0;
+    // The first finishes at once; the second spins until the worker is replaced. The first's
+    // result waits in shared memory (its doorbell would go at the end of the message, which
+    // never comes) and is answered when the pool stops the worker.
+    const done = pool.invoke('A', 'HandleRequest', encode({ method: 'GET' }));
+    const spin = pool.invoke('A', 'loop', new Uint8Array(0));
+    assert.equal(decode<{ statusCode: number }>(await done).statusCode, 200);
+    await assert.rejects(spin, (e) => isInvocationError(e) && e.code === 'DEADLINE_EXCEEDED');
+    // The first call's log line came with its result (the spinning call's own never finished).
+    assert.deepEqual(logged, ['A:handling']);
+    assert.equal(pool.restarts, 1);
+    // Many calls in a row all come back (results through the ring, doorbells coalesced).
+    const many = await Promise.all(Array.from({ length: 500 }, () => pool.invoke('A', 'HandleRequest', encode({ method: 'GET' }), 10_000)));
+    assert.ok(many.every((r) => decode<{ statusCode: number }>(r).statusCode === 200));
+  } finally {
+    await pool.close();
+  }
+});

@@ -10,6 +10,7 @@
  * stuck actor never holds up the others.
  */
 import type { Logger } from 'pino';
+import { decode } from '../codec.ts';
 import { InvocationError } from '../errors.ts';
 import type { PreparedActor } from '../runtime/runtime.ts';
 import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkItem } from './protocol.ts';
@@ -240,12 +241,13 @@ export class WorkerPool {
       case 'warn':
         this.#log.warn({ actor: m.actor, worker: slot.index }, m.message);
         return;
+      case 'results':
+        slot.results.clearDoorbell();
+        this.#drainResults(slot);
+        return;
       case 'done': {
-        const out = slot.outstanding;
-        const i = out[0]?.id === m.id ? 0 : out.findIndex((r) => r.id === m.id);
-        if (i < 0) return; // answered already (e.g. taken back and failed elsewhere)
-        const rec = out[i]!;
-        out.splice(i, 1);
+        const rec = this.#takeOutstanding(slot, m.id);
+        if (!rec) return; // answered already (e.g. taken back and failed elsewhere)
         const now = Date.now();
         slot.headSince = now;
         if (m.logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, m.logs);
@@ -263,6 +265,29 @@ export class WorkerPool {
         return;
       }
     }
+  }
+
+  #takeOutstanding(slot: Slot, id: number): CallRec | undefined {
+    const out = slot.outstanding;
+    const i = out[0]?.id === id ? 0 : out.findIndex((r) => r.id === id);
+    if (i < 0) return undefined;
+    const rec = out[i]!;
+    out.splice(i, 1);
+    return rec;
+  }
+
+  /** Completes the calls whose results the worker wrote to shared memory. */
+  #drainResults(slot: Slot, pump = true): void {
+    let now = 0;
+    const n = slot.results.drain((id, ok, logs) => {
+      const rec = this.#takeOutstanding(slot, id);
+      if (!rec) return;
+      now ||= Date.now();
+      slot.headSince = now;
+      if (logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, decode<GuestLogLine[]>(logs));
+      this.#finish(rec, undefined, ok);
+    });
+    if (n > 0 && pump && !slot.dead) this.#pump(slot, now || Date.now());
   }
 
   #hostReply(slot: Slot, reply: HostReply): void {
@@ -385,6 +410,9 @@ export class WorkerPool {
     const now = Date.now();
     for (const s of this.#slots) {
       if (s.dead || s.outstanding.length === 0) continue;
+      // Results already written count, whether or not their doorbell has arrived.
+      this.#drainResults(s);
+      if (s.outstanding.length === 0) continue;
       const head = s.outstanding[0]!;
       if (head.deadline < now) {
         // A worker inside a provider's operation (it may hold a shared lock) finishes it first: µs.
@@ -409,6 +437,8 @@ export class WorkerPool {
 
   #replace(slot: Slot, reason: InvocationError): void {
     if (slot.dead || this.#closed) return;
+    // Calls that finished before the worker is stopped are answered.
+    this.#drainResults(slot, false);
     // Calls that never started run elsewhere; the one(s) that did get the reason.
     const started = this.#takeBack(slot, 0);
     slot.dead = true;
