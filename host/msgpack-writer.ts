@@ -81,7 +81,7 @@ export class Writer {
     else this.#sized(n, 0xd9);
     if (n === s.length) {
       // ASCII: one byte per character (latin1 writes exactly that).
-      if (n < 16) for (let i = 0; i < n; i++) b[this.at + i] = s.charCodeAt(i);
+      if (n < 64) for (let i = 0; i < n; i++) b[this.at + i] = s.charCodeAt(i);
       else b.write(s, this.at, n, 'latin1');
     } else b.write(s, this.at, n, 'utf8');
     this.at += n;

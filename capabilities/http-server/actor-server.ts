@@ -10,14 +10,14 @@ import { IncomingMessage, STATUS_CODES, createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import { decode, isInvocationError } from '../../host/index.ts';
 import type { Logger, ProviderContext } from '../../host/index.ts';
-import { BadActorResponse, EMPTY, encodeHttpRequest, OP_HANDLE_REQUEST, requestHeaders, toHttpResponse } from './http-codec.ts';
+import { BadActorResponse, EMPTY, encodeHttpRequest, headerValue, OP_HANDLE_REQUEST, requestHeaders, toHttpResponse, type HeaderList } from './http-codec.ts';
 import type { ListenTarget, ResolvedHttpServerOptions } from './options.ts';
 
 /** A request with the state its body listeners need (module-level listeners read it from `this`). */
 class ActorRequest extends IncomingMessage {
   owner: ActorServer | undefined = undefined;
   outgoing: ServerResponse | undefined = undefined;
-  header: Record<string, string> | undefined = undefined;
+  header: HeaderList | undefined = undefined;
   chunks: Buffer[] | undefined = undefined;
   received = 0;
 }
@@ -149,7 +149,7 @@ export class ActorServer {
   private readonly onRequest = (req: ActorRequest, res: ServerResponse): void => {
     // Built once from rawHeaders and used for the checks too, so Node never builds `req.headers`.
     const header = requestHeaders(req.rawHeaders);
-    const length = header['content-length'];
+    const length = headerValue(header, 'content-length');
     if (length !== undefined) {
       const n = Number(length);
       if (n > this.maxBodyBytes) {
@@ -160,7 +160,7 @@ export class ActorServer {
         this.invoke(req, res, header, EMPTY);
         return;
       }
-    } else if (header['transfer-encoding'] === undefined) {
+    } else if (headerValue(header, 'transfer-encoding') === undefined) {
       // HTTP/1.1: no Content-Length and no Transfer-Encoding means no body; don't wait for 'end'.
       this.invoke(req, res, header, EMPTY);
       return;
@@ -172,7 +172,7 @@ export class ActorServer {
     req.on('end', onBodyEnd);
   };
 
-  invoke(req: IncomingMessage, res: ServerResponse, header: Record<string, string>, body: Uint8Array): void {
+  invoke(req: IncomingMessage, res: ServerResponse, header: HeaderList, body: Uint8Array): void {
     const bytes = encodeHttpRequest(req.method!, req.url!, header, body);
     let pending: Promise<Uint8Array>;
     try {

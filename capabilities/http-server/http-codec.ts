@@ -26,18 +26,29 @@ export interface WasccResponse {
 }
 
 /**
- * Request headers as one map: names lower-cased, repeated fields joined with ", " (all of them,
- * unlike `req.headers`, which drops repeats of some fields). A null-prototype object so that a
- * field named like an Object.prototype member (`constructor`, `__proto__`) is kept as data.
+ * Request headers as a flat list `[name, value, name, value…]`: names lower-cased, each name once,
+ * repeated fields joined with ", " (all of them, unlike `req.headers`, which drops repeats of some
+ * fields). A list rather than an object keyed by header names: it is written straight into the
+ * `HandleRequest` map, and a field named like an Object.prototype member (`__proto__`) stays data.
  */
-export function requestHeaders(raw: string[]): Record<string, string> {
-  const out: Record<string, string> = Object.create(null);
+export type HeaderList = string[];
+
+export function requestHeaders(raw: readonly string[]): HeaderList {
+  const out: HeaderList = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    const prev = out[name];
-    out[name] = prev === undefined ? raw[i + 1]! : `${prev}, ${raw[i + 1]!}`;
+    let j = 0;
+    while (j < out.length && out[j] !== name) j += 2;
+    if (j < out.length) out[j + 1] = `${out[j + 1]}, ${raw[i + 1]!}`;
+    else out.push(name, raw[i + 1]!);
   }
   return out;
+}
+
+/** The value of lower-cased header `name` in a list, or undefined. */
+export function headerValue(list: HeaderList, name: string): string | undefined {
+  for (let j = 0; j < list.length; j += 2) if (list[j] === name) return list[j + 1];
+  return undefined;
 }
 
 const KEYS = ['method', 'path', 'queryString', 'header', 'body'] as const;
@@ -48,20 +59,16 @@ const KEY_BYTES = KEYS.reduce((n, k) => n + sizeStr(k), 0);
  * method and target (path and query split at the first `?`), written in one pass: the same
  * value `encode()` would write for the object, without building it.
  */
-export function encodeHttpRequest(method: string, url: string, header: Record<string, string>, body: Uint8Array): Uint8Array {
+export function encodeHttpRequest(method: string, url: string, header: HeaderList, body: Uint8Array): Uint8Array {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const queryString = q < 0 ? '' : url.slice(q + 1);
-  let count = 0;
-  let size = 1 + KEY_BYTES + sizeStr(method) + sizeStr(path) + sizeStr(queryString) + sizeBin(body.byteLength);
-  for (const name in header) {
-    count++;
-    size += sizeStr(name) + sizeStr(header[name]!);
-  }
-  size += sizeHeader(count);
+  const count = header.length >> 1;
+  let size = 1 + KEY_BYTES + sizeStr(method) + sizeStr(path) + sizeStr(queryString) + sizeBin(body.byteLength) + sizeHeader(count);
+  for (let i = 0; i < header.length; i++) size += sizeStr(header[i]!);
   const w = new MsgpackWriter(size).mapHeader(5);
   w.str('method').str(method).str('path').str(path).str('queryString').str(queryString).str('header').mapHeader(count);
-  for (const name in header) w.str(name).str(header[name]!);
+  for (let i = 0; i < header.length; i++) w.str(header[i]!);
   return w.str('body').bin(body).done();
 }
 
