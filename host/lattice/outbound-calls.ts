@@ -55,8 +55,6 @@ interface Call {
   /** Sign the batch that carries it (a resend: it may reach a host the caller has no MAC for). */
   sign: boolean;
 }
-type Queued = Call;
-type Pending = Call;
 
 /** A declined call is sent again at most this many times. */
 const MAX_RESENDS = 3;
@@ -79,9 +77,9 @@ export class OutboundCalls {
   readonly #inboxLen: number;
   /** False while the connection is down or the bus closed: queued calls then fail instead of leaving. */
   readonly #usable: () => boolean;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending = new Map<string, Call>();
   /** Calls queued this turn, by target (insertion order is kept within a target). */
-  #queues = new Map<string, Queued[]>();
+  #queues = new Map<string, Call[]>();
   #queued = 0;
   #flushTimer: NodeJS.Immediate | undefined;
   readonly #flushQueues = () => this.#flush();
@@ -105,7 +103,7 @@ export class OutboundCalls {
   }
 
   /** Queues a call for this turn's batch to its target. The bus checked that it may be sent. */
-  request(inv: Queued['inv']): Promise<Uint8Array> {
+  request(inv: Call['inv']): Promise<Uint8Array> {
     if (inv.deadline <= Date.now()) return Promise.reject(new InvocationError('DEADLINE_EXCEEDED', `deadline passed before ${inv.target} was called`));
     const inFlight = this.inFlight;
     if (inFlight >= this.#options.maxPending) {
@@ -142,7 +140,7 @@ export class OutboundCalls {
     this.#stopSweep();
   }
 
-  #enqueue(target: string, call: Queued): void {
+  #enqueue(target: string, call: Call): void {
     let queue = this.#queues.get(target);
     if (!queue) {
       queue = [];
@@ -173,7 +171,7 @@ export class OutboundCalls {
     if (this.#pending.size > 0 && this.#sweep === undefined) this.#startSweep();
   }
 
-  #sendBatches(target: string, calls: Queued[], now: number, maxBytes: number): void {
+  #sendBatches(target: string, calls: Call[], now: number, maxBytes: number): void {
     const subject = rpcSubject(this.#options.lattice, target);
     const header: BatchHeader = { hostId: this.#key.publicKey, target, sent: now, reply: this.#inbox };
     const sign = this.#options.antiforgery;
@@ -182,7 +180,7 @@ export class OutboundCalls {
     // Upper bound of what a batch adds around its items (the array header is widest past 15 items).
     const overhead = Math.max(batchOverhead(header, 0xffff, { sign }), macFor ? batchOverhead(header, 0xffff, { macFor }) : 0);
     let items: Uint8Array[] = [];
-    let entries: Pending[] = [];
+    let entries: Call[] = [];
     let first = 0;
     let bytes = overhead;
     let mustSign = false;
