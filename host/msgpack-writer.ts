@@ -60,17 +60,8 @@ export class Writer {
   }
 
   #header(count: number, fix: number, code16: number): this {
-    const b = this.buf;
-    if (count < 16) b[this.at++] = fix | count;
-    else if (count < 0x10000) {
-      b[this.at++] = code16;
-      b.writeUInt16BE(count, this.at);
-      this.at += 2;
-    } else {
-      b[this.at++] = code16 + 1;
-      b.writeUInt32BE(count, this.at);
-      this.at += 4;
-    }
+    if (count < 16) this.buf[this.at++] = fix | count;
+    else this.#wide(count, code16);
     return this;
   }
 
@@ -113,16 +104,21 @@ export class Writer {
 
   /** `n` as an 8-, 16- or 32-bit big-endian value after its type byte: `code8`, `code8 + 1` or `code8 + 2`. */
   #sized(n: number, code8: number): void {
-    const b = this.buf;
     if (n < 0x100) {
-      b[this.at++] = code8;
-      b[this.at++] = n;
-    } else if (n < 0x10000) {
-      b[this.at++] = code8 + 1;
+      this.buf[this.at++] = code8;
+      this.buf[this.at++] = n;
+    } else this.#wide(n, code8 + 1);
+  }
+
+  /** `n` as a 16- or 32-bit big-endian value after its type byte: `code16` or `code16 + 1`. */
+  #wide(n: number, code16: number): void {
+    const b = this.buf;
+    if (n < 0x10000) {
+      b[this.at++] = code16;
       b.writeUInt16BE(n, this.at);
       this.at += 2;
     } else {
-      b[this.at++] = code8 + 2;
+      b[this.at++] = code16 + 1;
       b.writeUInt32BE(n, this.at);
       this.at += 4;
     }

@@ -216,8 +216,8 @@ const keyObjects = new Map<string, KeyObject>();
 export function ed25519PublicKey(publicKey: string): KeyObject | undefined {
   let key = keyObjects.get(publicKey);
   if (key) return key;
-  if (!keyKind(publicKey)) return undefined;
-  const raw = checkedDecode(publicKey)!.subarray(1, 33);
+  const raw = publicKeyBytes(publicKey);
+  if (!raw) return undefined;
   key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: 'der', type: 'spki' });
   if (keyObjects.size >= 4096) keyObjects.clear();
   keyObjects.set(publicKey, key);

@@ -15,7 +15,16 @@ import {
   type Batch,
   type BatchItem,
 } from './envelope.ts';
-import { decodeReply, encodeDeclinedReply, encodeErrorReply, encodeOkReply, frameReplyBatch, readReplyBatch } from './replies.ts';
+import { DECLINED, decodeReply, errorPayload, frameReplyBatch, readReplyBatch, REPLY_DECLINED, REPLY_ERROR, REPLY_OK } from './replies.ts';
+
+/** One reply frame as a host sends it: through a reply batch, read back. */
+function replyFrame(status: number, payload: Uint8Array): Uint8Array {
+  let frame: Uint8Array | undefined;
+  readReplyBatch(frameReplyBatch(key.publicKey, ['1', status, payload]), (_id, f) => (frame = f));
+  return frame!;
+}
+const okReply = (result: Uint8Array) => replyFrame(REPLY_OK, result);
+const errorReply = (code: string, message: string) => replyFrame(REPLY_ERROR, errorPayload(code, message));
 
 const host = generateKeyPair('server');
 const key = hostKeyFromSeed(host.seed);
@@ -218,15 +227,15 @@ test('bad msgpack, bad framing and bad batch fields are rejected with a reason',
 });
 
 test('replies: ok and error round trip; garbled ones are rejected', () => {
-  const ok = decodeReply(encodeOkReply(Uint8Array.from([1, 2, 3])));
+  const ok = decodeReply(okReply(Uint8Array.from([1, 2, 3])));
   assert.ok(ok.ok);
   assert.deepEqual([...ok.result], [1, 2, 3]);
-  const empty = decodeReply(encodeOkReply(new Uint8Array(0)));
+  const empty = decodeReply(okReply(new Uint8Array(0)));
   assert.ok(empty.ok && empty.result.length === 0);
-  assert.deepEqual(decodeReply(encodeErrorReply('DEADLINE_EXCEEDED', 'too slow')), { ok: false, code: 'DEADLINE_EXCEEDED', message: 'too slow' });
+  assert.deepEqual(decodeReply(errorReply('DEADLINE_EXCEEDED', 'too slow')), { ok: false, code: 'DEADLINE_EXCEEDED', message: 'too slow' });
   // Declined: not run, send again; the flag cannot be confused with an error code of the same name.
-  assert.deepEqual(decodeReply(encodeDeclinedReply('host stopping')), { ok: false, code: 'DECLINED', message: 'host stopping', declined: true });
-  assert.equal((decodeReply(encodeErrorReply('DECLINED', 'x')) as { declined?: true }).declined, undefined);
+  assert.deepEqual(decodeReply(replyFrame(REPLY_DECLINED, errorPayload(DECLINED, 'host stopping'))), { ok: false, code: 'DECLINED', message: 'host stopping', declined: true });
+  assert.equal((decodeReply(errorReply('DECLINED', 'x')) as { declined?: true }).declined, undefined);
   rejects(() => decodeReply(new Uint8Array(0)), /empty reply/);
   rejects(() => decodeReply(Uint8Array.from([7, 1])), /unknown reply status 7/);
   rejects(() => decodeReply(Uint8Array.from([1, 0xc1])), /not msgpack/);
@@ -249,7 +258,7 @@ test('antiforgery off: unsigned frames, accepted only by receivers that do not r
 });
 
 test('reply batches carry each reply with its id, and a garbled one is refused', () => {
-  const frames = [encodeOkReply(Uint8Array.from([1, 2])), encodeErrorReply('TRAP', 'boom'), encodeOkReply(new Uint8Array(70_000))];
+  const frames = [okReply(Uint8Array.from([1, 2])), errorReply('TRAP', 'boom'), okReply(new Uint8Array(70_000))];
   const framed = frameReplyBatch(key.publicKey, frames.flatMap((f, i) => [['a', 'zz9', '1b'][i]!, f[0]!, f.subarray(1)]));
   const seen: [string, Uint8Array][] = [];
   assert.equal(readReplyBatch(framed, (id, frame) => seen.push([id, frame])), key.publicKey, 'names the answering host');

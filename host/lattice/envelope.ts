@@ -22,8 +22,8 @@
  * signed) and, by answering, lets the caller learn it.
  *
  * `hostId`, `target` and `sent` are the same for every item of a batch, so they are written
- * once. Each item keeps its own correlation id and deadline; the receiver answers item `id` on
- * `<reply>.<id>` (`reply` is the caller's private inbox prefix, inside the signed body).
+ * once. Each item keeps its own correlation id and deadline; the receiver answers item `id`
+ * under `reply` (the caller's private inbox prefix, inside the authenticated body).
  *
  * Why batches: Ed25519 through node:crypto costs ~20–40 µs to sign and ~50–120 µs to verify on
  * a busy 2-core machine; per call that capped a bus at ~5k calls/s. Per batch, the cost is
@@ -166,26 +166,17 @@ export function encodeItem(item: BatchItem): Uint8Array {
 
 const ITEM_KEY_BYTES = ['id', 'origin', 'operation', 'msg', 'deadline'].reduce((n, k) => n + sizeStr(k), 0);
 
-const [KEY_HOST_ID, KEY_TARGET, KEY_SENT, KEY_REPLY, KEY_ITEMS] = ['hostId', 'target', 'sent', 'reply', 'items'].map((k) => Uint8Array.from(encode(k)));
+const PREFIX_KEY_BYTES = ['hostId', 'target', 'sent', 'reply', 'items'].reduce((n, k) => n + sizeStr(k), 0);
 
-/** The msgpack bytes that precede the items: map header, shared fields, `items` key and array header. */
+/**
+ * The msgpack bytes that precede the items: a map of 5, the shared fields, then the `items` key
+ * and the header of an array of `count`, so that pre-encoded items can be appended as they are.
+ */
 function batchPrefix(header: BatchHeader, count: number): Uint8Array {
-  // A msgpack map written by hand so that pre-encoded items can be appended as they are:
-  // fixmap of 5, then key/value pairs, the last value being an array of `count` items.
-  const parts: Uint8Array[] = [
-    Uint8Array.of(0x85),
-    KEY_HOST_ID,
-    encode(header.hostId),
-    KEY_TARGET,
-    encode(header.target),
-    KEY_SENT,
-    encode(header.sent),
-    KEY_REPLY,
-    encode(header.reply),
-    KEY_ITEMS,
-  ];
-  parts.push(count < 16 ? Uint8Array.of(0x90 | count) : count <= 0xffff ? Uint8Array.of(0xdc, count >>> 8, count & 0xff) : Uint8Array.of(0xdd, count >>> 24, (count >>> 16) & 0xff, (count >>> 8) & 0xff, count & 0xff));
-  return Buffer.concat(parts);
+  const size = 1 + PREFIX_KEY_BYTES + sizeStr(header.hostId) + sizeStr(header.target) + sizeNum(header.sent) + sizeStr(header.reply) + sizeHeader(count);
+  const w = new Writer(size).mapHeader(5);
+  w.str('hostId').str(header.hostId).str('target').str(header.target).str('sent').num(header.sent).str('reply').str(header.reply);
+  return w.str('items').arrayHeader(count).done();
 }
 
 export interface FrameOptions {

@@ -35,7 +35,7 @@ import { InvocationError, isBatchNotAddressed } from '../errors.ts';
 import { parseWith } from '../options.ts';
 import type { ActorClaims } from '../types.ts';
 import { decodeBatch, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey } from './envelope.ts';
-import { DECLINED, errorPayload, frameReplyBatch, REPLY_BATCH_TOKEN, REPLY_DECLINED_STATUS, REPLY_ERROR_STATUS, REPLY_OK_STATUS, replyBatchEntrySize } from './replies.ts';
+import { DECLINED, errorPayload, frameReplyBatch, REPLY_BATCH_TOKEN, REPLY_DECLINED, REPLY_ERROR, REPLY_OK, replyBatchEntrySize } from './replies.ts';
 import { OutboundCalls } from './outbound-calls.ts';
 import { latticeIdSchema, rpcSubject } from './subjects.ts';
 import type { KeyObject } from 'node:crypto';
@@ -251,7 +251,7 @@ export class NatsBus implements Bus {
         // Tagged for other hosts of the queue group only: run nothing; the declines tell the
         // caller who we are, and it sends the items again, signed.
         const why = errorPayload(DECLINED, `host ${this.hostId} got a batch without a MAC for it`);
-        for (const id of err.ids) this.#respond(err.reply, id, REPLY_DECLINED_STATUS, why);
+        for (const id of err.ids) this.#respond(err.reply, id, REPLY_DECLINED, why);
         this.#stats.declined += err.ids.length;
         this.#stats.unaddressed++;
         return;
@@ -271,7 +271,7 @@ export class NatsBus implements Bus {
     this.#stats.batchesReceived++;
     if (!handler) {
       const why = errorPayload(DECLINED, `${target} is no longer served by host ${this.hostId}`);
-      for (const item of batch.items) this.#respond(batch.reply, item.id, REPLY_DECLINED_STATUS, why);
+      for (const item of batch.items) this.#respond(batch.reply, item.id, REPLY_DECLINED, why);
       this.#stats.declined += batch.items.length;
       return;
     }
@@ -281,7 +281,7 @@ export class NatsBus implements Bus {
       const id = item.id;
       const deadline = now + (item.deadline - batch.sent);
       if (deadline <= now) {
-        this.#respond(replyTo, id, REPLY_ERROR_STATUS, errorPayload('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+        this.#respond(replyTo, id, REPLY_ERROR, errorPayload('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
         continue;
       }
       // Every field written, absent ones as undefined: one object shape for every invocation.
@@ -303,12 +303,12 @@ export class NatsBus implements Bus {
         result = Promise.reject(err);
       }
       result.then(
-        (bytes) => this.#respond(replyTo, id, REPLY_OK_STATUS, bytes instanceof Uint8Array ? bytes : EMPTY),
+        (bytes) => this.#respond(replyTo, id, REPLY_OK, bytes instanceof Uint8Array ? bytes : EMPTY),
         (err: unknown) => {
           // Errors without a code of their own are reported as ERROR; the caller maps it by target kind.
           const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ERROR';
           const message = err instanceof Error ? err.message : String(err);
-          this.#respond(replyTo, id, REPLY_ERROR_STATUS, errorPayload(code, message));
+          this.#respond(replyTo, id, REPLY_ERROR, errorPayload(code, message));
         },
       );
     }

@@ -3,10 +3,11 @@
  * at its end (`setImmediate`) as authenticated batches (see envelope.ts), one NATS message per
  * target, split at the item and byte bounds. A batch to a target is tagged with a MAC for each
  * host that answered calls to it lately (reply batches name their host), and signed when there
- * is none yet, or when it carries a call that was declined (it may reach a host not tagged). Replies come back on one wildcard subscription of a private
- * inbox (`_INBOX.<nuid>.*`): the last token is the call's correlation id, looked up in a map. A
- * batch's ids are consecutive, and its message's own reply subject `<inbox>.<first>-<last>` only
- * ever receives the server's no-responders status (503), which fails that batch's calls at once.
+ * is none yet, or when it carries a call that was declined (it may reach a host not tagged).
+ * Replies come back on one wildcard subscription of a private inbox (`_INBOX.<nuid>.*`): the
+ * last token is the call's correlation id, looked up in a map. A batch's ids are consecutive,
+ * and its message's own reply subject `<inbox>.<first>-<last>` only ever receives the server's
+ * no-responders status (503), which fails that batch's calls at once.
  * One interval timer, running only while calls are in flight, sweeps calls past their deadline.
  * A call declined by a host that stopped serving its target (it was not run) is sent again.
  */
@@ -16,7 +17,7 @@ import { InvocationError, type InvocationErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
 import { batchOverhead, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
 import type { PeerKeys } from './pair-keys.ts';
-import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN, REPLY_OK_STATUS } from './replies.ts';
+import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN, REPLY_OK } from './replies.ts';
 import { rpcSubject } from './subjects.ts';
 
 /** What the calling side needs of the bus options (see `NatsBusOptions`). */
@@ -110,7 +111,7 @@ export class OutboundCalls {
       return Promise.reject(new InvocationError('UNAVAILABLE', `lattice busy: ${inFlight} calls in flight`));
     }
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.#enqueue(inv.target, { inv, target: inv.target, resolve, reject, resends: 0, sign: false });
+      this.#enqueue({ inv, target: inv.target, resolve, reject, resends: 0, sign: false });
       this.stats.requested++;
     });
   }
@@ -140,11 +141,11 @@ export class OutboundCalls {
     this.#stopSweep();
   }
 
-  #enqueue(target: string, call: Call): void {
-    let queue = this.#queues.get(target);
+  #enqueue(call: Call): void {
+    let queue = this.#queues.get(call.target);
     if (!queue) {
       queue = [];
-      this.#queues.set(target, queue);
+      this.#queues.set(call.target, queue);
     }
     queue.push(call);
     this.#queued++;
@@ -291,7 +292,7 @@ export class OutboundCalls {
       p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
       return undefined;
     }
-    if (frame.byteLength > 0 && frame[0] === REPLY_OK_STATUS) {
+    if (frame.byteLength > 0 && frame[0] === REPLY_OK) {
       p.resolve(frame.subarray(1));
       return p.target;
     }
@@ -311,7 +312,7 @@ export class OutboundCalls {
       // Send it again, signed, while time allows.
       if (p.resends < MAX_RESENDS && p.inv.deadline > Date.now() && this.#usable()) {
         this.stats.resent++;
-        this.#enqueue(p.target, { inv: p.inv, target: p.target, resolve: p.resolve, reject: p.reject, resends: p.resends + 1, sign: true });
+        this.#enqueue({ inv: p.inv, target: p.target, resolve: p.resolve, reject: p.reject, resends: p.resends + 1, sign: true });
       } else {
         p.reject(new InvocationError('UNAVAILABLE', `${p.target} was declined by every host it was sent to (${p.resends + 1} times: ${reply.message})`));
       }

@@ -8,46 +8,18 @@ import { HOST_KEY_INVALID, invalid, isPlainObject } from './envelope.ts';
 
 // ---------------------------------------------------------------------------------- replies
 
-const REPLY_OK = 0;
-const REPLY_ERROR = 1;
-const REPLY_DECLINED = 2;
+/** Status byte of a reply frame: a result follows. */
+export const REPLY_OK = 0;
+/** Status byte: msgpack `{code, message}` follows. */
+export const REPLY_ERROR = 1;
+/** Status byte: msgpack `{code: "DECLINED", message}` follows; the receiver did not run the item (it stops serving the target, or the batch had no MAC for it) and the caller may send it again. */
+export const REPLY_DECLINED = 2;
 /** Code of a declined reply: the item was not run, send it again. */
 export const DECLINED = 'DECLINED';
 
-/** Status byte of a reply frame that carries a result. */
-export const REPLY_OK_STATUS = REPLY_OK;
-
-export function encodeOkReply(result: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(1 + result.byteLength);
-  frame[0] = REPLY_OK;
-  frame.set(result, 1);
-  return frame;
-}
-
-/** The payload of an error reply frame (after its status byte). */
+/** The payload of an error or declined reply (after its status byte). */
 export function errorPayload(code: string, message: string): Uint8Array {
   return encode({ code, message });
-}
-
-/** Status byte of an error reply frame / of a declined one. */
-export const REPLY_ERROR_STATUS = REPLY_ERROR;
-export const REPLY_DECLINED_STATUS = REPLY_DECLINED;
-
-export function encodeErrorReply(code: string, message: string): Uint8Array {
-  const body = errorPayload(code, message);
-  const frame = new Uint8Array(1 + body.byteLength);
-  frame[0] = REPLY_ERROR;
-  frame.set(body, 1);
-  return frame;
-}
-
-/** The receiver did not run the item (it stops serving the target): the caller may send it again. */
-export function encodeDeclinedReply(message: string): Uint8Array {
-  const body = encode({ code: DECLINED, message });
-  const frame = new Uint8Array(1 + body.byteLength);
-  frame[0] = REPLY_DECLINED;
-  frame.set(body, 1);
-  return frame;
 }
 
 export type Reply = { ok: true; result: Uint8Array } | { ok: false; code: string; message: string; declined?: true };
