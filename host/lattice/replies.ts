@@ -64,13 +64,14 @@ export function frameReplyBatch(hostId: string, entries: readonly (string | numb
   out[0] = REPLY_BATCH;
   out[1] = hostId.length;
   let at = 2;
-  for (let c = 0; c < hostId.length; c++) out[at++] = hostId.charCodeAt(c) & 0x7f;
+  // One byte per character, as sized (ids are ASCII); written natively, not char by char (see utf8Length).
+  at += out.write(hostId, at, 'latin1');
   for (let i = 0; i < entries.length; i += 3) {
     const id = entries[i] as string;
     const payload = entries[i + 2] as Uint8Array;
     if (id.length > 255) throw new WasmletError(HOST_KEY_INVALID, `correlation id too long (${id.length} characters)`);
     out[at++] = id.length;
-    for (let c = 0; c < id.length; c++) out[at++] = id.charCodeAt(c) & 0x7f;
+    at += out.write(id, at, 'latin1');
     out.writeUInt32BE(payload.byteLength + 1, at);
     at += 4;
     out[at++] = entries[i + 1] as number;
