@@ -64,6 +64,24 @@ const MAX_TAGS = 16;
 /** A host that has not answered calls to a target for this long is no longer tagged for it. */
 const RECEIVER_TTL_MS = 5 * 60_000;
 
+/** The batch being filled for one target during a flush. */
+interface OutgoingBatch {
+  readonly subject: string;
+  readonly header: BatchHeader;
+  readonly target: string;
+  readonly sign: boolean;
+  readonly macFor: PeerKeys[] | undefined;
+  /** Bytes a batch adds around its items (upper bound). */
+  readonly overhead: number;
+  items: Uint8Array[];
+  entries: Call[];
+  /** Correlation id (sequence number) of the first item. */
+  first: number;
+  bytes: number;
+  /** Some call must go signed (it was declined for want of a MAC). */
+  mustSign: boolean;
+}
+
 interface Receiver {
   peer: PeerKeys;
   seen: number;
@@ -180,34 +198,9 @@ export class OutboundCalls {
     const maxItems = this.#options.maxBatchItems;
     // Upper bound of what a batch adds around its items (the array header is widest past 15 items).
     const overhead = Math.max(batchOverhead(header, 0xffff, { sign }), macFor ? batchOverhead(header, 0xffff, { macFor }) : 0);
-    let items: Uint8Array[] = [];
-    let entries: Call[] = [];
-    let first = 0;
-    let bytes = overhead;
-    let mustSign = false;
-    const send = () => {
-      if (items.length === 0) return;
-      const last = first + items.length - 1;
-      const sent = entries;
-      for (let i = 0; i < sent.length; i++) this.#pending.set((first + i).toString(36), sent[i]!);
-      try {
-        const options = !sign ? { sign } : macFor && !mustSign ? { macFor } : {};
-        this.#nc.publish(subject, frameBatch(header, items, this.#key, options), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
-        this.stats.batchesSent++;
-      } catch (err) {
-        for (let i = 0; i < sent.length; i++) this.#pending.delete((first + i).toString(36));
-        const code = (err as { code?: string }).code;
-        const failure =
-          code === 'MAX_PAYLOAD_EXCEEDED'
-            ? new InvocationError('BAD_PAYLOAD', `a batch of ${sent.length} invocations of ${target} is too large for NATS`, { cause: err })
-            : new InvocationError('UNAVAILABLE', `lattice unavailable: ${(err as Error).message}`, { cause: err });
-        for (const p of sent) p.reject(failure);
-      }
-      items = [];
-      entries = [];
-      bytes = overhead;
-      mustSign = false;
-    };
+    // Batch state in one object and the publishing in a method, not a closure (the TypeScript
+    // loader names every arrow function it creates with Object.defineProperty, a slow path in V8).
+    const b: OutgoingBatch = { subject, header, target, sign, macFor, overhead, items: [], entries: [], first: 0, bytes: overhead, mustSign: false };
     for (const c of calls) {
       const inv = c.inv;
       if (inv.deadline <= now) {
@@ -217,16 +210,8 @@ export class OutboundCalls {
       const claims = inv.claims;
       let item: Uint8Array;
       try {
-        item = encodeItem({
-          id: this.#seq.toString(36),
-          origin: inv.origin,
-          operation: inv.operation,
-          msg: inv.msg,
-          deadline: inv.deadline,
-          ...(inv.actor !== undefined ? { actor: inv.actor } : {}),
-          ...(inv.linkName !== undefined ? { linkName: inv.linkName } : {}),
-          ...(claims ? { claims } : {}),
-        });
+        // One object shape for every item (encodeItem leaves undefined fields out).
+        item = encodeItem({ id: this.#seq.toString(36), origin: inv.origin, operation: inv.operation, msg: inv.msg, deadline: inv.deadline, actor: inv.actor, linkName: inv.linkName, claims: claims || undefined });
       } catch (err) {
         c.reject(new InvocationError('BAD_PAYLOAD', `cannot encode invocation of ${target}: ${(err as Error).message}`, { cause: err }));
         continue;
@@ -235,16 +220,41 @@ export class OutboundCalls {
         c.reject(new InvocationError('BAD_PAYLOAD', `invocation of ${target} is too large for NATS (${item.byteLength} bytes, at most ${maxBytes - overhead})`));
         continue;
       }
-      if (items.length >= maxItems || bytes + item.byteLength > maxBytes) send();
+      if (b.items.length >= maxItems || b.bytes + item.byteLength > maxBytes) this.#publish(b);
       // Ids are consumed only by calls that are sent, so a batch's ids are consecutive.
-      if (items.length === 0) first = this.#seq;
+      if (b.items.length === 0) b.first = this.#seq;
       this.#seq++;
-      items.push(item);
-      bytes += item.byteLength;
-      if (c.sign) mustSign = true;
-      entries.push(c);
+      b.items.push(item);
+      b.bytes += item.byteLength;
+      if (c.sign) b.mustSign = true;
+      b.entries.push(c);
     }
-    send();
+    this.#publish(b);
+  }
+
+  /** Publishes the batch `b` holds (if any) and empties it. */
+  #publish(b: OutgoingBatch): void {
+    const { items, entries: sent, first, target } = b;
+    if (items.length === 0) return;
+    const last = first + items.length - 1;
+    for (let i = 0; i < sent.length; i++) this.#pending.set((first + i).toString(36), sent[i]!);
+    try {
+      const options = !b.sign ? { sign: false } : b.macFor && !b.mustSign ? { macFor: b.macFor } : {};
+      this.#nc.publish(b.subject, frameBatch(b.header, items, this.#key, options), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
+      this.stats.batchesSent++;
+    } catch (err) {
+      for (let i = 0; i < sent.length; i++) this.#pending.delete((first + i).toString(36));
+      const code = (err as { code?: string }).code;
+      const failure =
+        code === 'MAX_PAYLOAD_EXCEEDED'
+          ? new InvocationError('BAD_PAYLOAD', `a batch of ${sent.length} invocations of ${target} is too large for NATS`, { cause: err })
+          : new InvocationError('UNAVAILABLE', `lattice unavailable: ${(err as Error).message}`, { cause: err });
+      for (const p of sent) p.reject(failure);
+    }
+    b.items = [];
+    b.entries = [];
+    b.bytes = b.overhead;
+    b.mustSign = false;
   }
 
   /** A message on the inbox: a reply to one call, the replies to several, or a status of a whole batch. */
