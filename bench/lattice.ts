@@ -12,7 +12,11 @@
  * Plus the bus alone: calls/s between two NatsBus instances in one process, signed and not.
  *
  * Every path talks to one nats-server this run starts (loopback, free port, JetStream for the
- * lattice's link bucket); each lattice path gets a lattice id of its own.
+ * lattice's link bucket); each lattice path gets a lattice id of its own. All paths are started
+ * once and stay up; each round measures them one after another (after a warm-up load), the
+ * bridge first, and a last bridge run closes the rounds, so that every path is compared with the
+ * bridge runs just before and after it: this machine's speed drifts by tens of percent within
+ * minutes.
  *
  * Usage: node --import tsx bench/lattice.ts [--duration 10 --connections 50 --repeat 3] [--only http|bus]
  *        [--two-processes-only] (skip the variants with key-value in a third process)
@@ -27,7 +31,6 @@ import { connect } from 'nats';
 import pino from 'pino';
 import { connectNats, generateKeyPair, NatsBus } from '../host/index.ts';
 import { startNatsServer, type NatsServer } from '../test/helpers/nats-server.ts';
-import { rawNodeHttp } from './http.ts';
 import { freePort, load, loadOptionsFromArgs, root, startProcess, type LoadOptions, type LoadResult } from './lib.ts';
 
 const SELF = join(root, 'bench', 'lattice.ts');
@@ -119,23 +122,48 @@ async function until200(url: string, timeoutMs = 30_000): Promise<void> {
 
 // ------------------------------------------------------------------ paths
 
-async function bridge(nats: NatsServer, opts: LoadOptions): Promise<LoadResult> {
+/**
+ * A path's servers, started once and kept up for every round (so each round measures warm,
+ * steady-state processes, and rounds of different paths sit close together in time).
+ */
+interface Path {
+  name: string;
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function started(name: string, url: string, procs: Proc[], ready: () => Promise<void>): Promise<Path> {
+  const path = { name, url, stop: () => stopAll(procs) };
+  try {
+    await ready();
+  } catch (err) {
+    await path.stop();
+    throw err;
+  }
+  return path;
+}
+
+async function startRaw(): Promise<Path> {
+  const port = await freePort();
+  const server = await startProcess([join(root, 'bench', 'raw-http-server.mjs'), String(port)], 'listening');
+  return started(names.raw, `http://127.0.0.1:${port}/`, [server], async () => {});
+}
+
+async function startBridge(nats: NatsServer): Promise<Path> {
   const port = await freePort();
   const procs: Proc[] = [];
-  try {
+  const url = `http://127.0.0.1:${port}/`;
+  return started(names.bridge, url, procs, async () => {
     procs.push(await startProcess(['--import', 'tsx', SELF, '--bridge-responder', nats.url], 'responder ready'));
     procs.push(await startProcess(['--import', 'tsx', SELF, '--bridge-http', nats.url, String(port)], 'bridge ready'));
-    await until200(`http://127.0.0.1:${port}/`);
-    return await load(names.bridge, `http://127.0.0.1:${port}/`, opts);
-  } finally {
-    await stopAll(procs);
-  }
+    await until200(url);
+  });
 }
 
 let latticeSeq = 0;
 
 /** HTTP provider process → host process running kvcounter → key-value in the host or in a third process. */
-async function lattice(name: string, nats: NatsServer, dir: string, kv: 'host' | 'process', antiforgery: boolean, opts: LoadOptions, hostArgs: string[] = []): Promise<LoadResult> {
+async function startLattice(name: string, nats: NatsServer, dir: string, kv: 'host' | 'process', antiforgery: boolean, hostArgs: string[] = []): Promise<Path> {
   const latticeId = `bench${process.pid}x${latticeSeq++}`;
   const env = { NATS_URL: nats.url, WASMLET_LATTICE: latticeId };
   const flags = ['--log-level', 'warn', ...(antiforgery ? [] : ['--no-antiforgery'])];
@@ -144,7 +172,7 @@ async function lattice(name: string, nats: NatsServer, dir: string, kv: 'host' |
   await writeFile(manifest, `actors: [${KVCOUNTER_WASM}]\n${kv === 'host' ? `bindings:\n  - actor: ${KVCOUNTER}\n    capability: wascc:keyvalue\n` : ''}`);
   const port = await freePort();
   const procs: Proc[] = [];
-  try {
+  return started(name, `http://127.0.0.1:${port}/bench/counter`, procs, async () => {
     procs.push(await startProcess([WASMLET, 'host', '--manifest', manifest, ...hostArgs, ...flags], 'wasmlet host is up', env));
     procs.push(await startProcess([WASMLET, 'provider', 'http-server', ...flags], 'wasmlet provider http-server is up', env));
     if (kv === 'process') {
@@ -153,13 +181,10 @@ async function lattice(name: string, nats: NatsServer, dir: string, kv: 'host' |
     }
     await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1'], env);
     await until200(`http://127.0.0.1:${port}/warm`);
-    return await load(name, `http://127.0.0.1:${port}/bench/counter`, opts);
-  } finally {
-    await stopAll(procs);
-  }
+  });
 }
 
-async function inProcess(dir: string, opts: LoadOptions): Promise<LoadResult> {
+async function startInProcess(dir: string): Promise<Path> {
   const port = await freePort();
   const manifest = join(dir, 'local.yaml');
   await writeFile(
@@ -167,12 +192,7 @@ async function inProcess(dir: string, opts: LoadOptions): Promise<LoadResult> {
     `actors: [${KVCOUNTER_WASM}]\nbindings:\n  - actor: ${KVCOUNTER}\n    capability: wascc:http_server\n    values: { PORT: "${port}", ADDRESS: 127.0.0.1 }\n  - actor: ${KVCOUNTER}\n    capability: wascc:keyvalue\n`,
   );
   const server = await startProcess([WASMLET, 'up', manifest, '--log-level', 'warn'], 'wasmlet is up');
-  try {
-    await until200(`http://127.0.0.1:${port}/warm`);
-    return await load(names.local, `http://127.0.0.1:${port}/bench/counter`, opts);
-  } finally {
-    await server.stop();
-  }
+  return started(names.local, `http://127.0.0.1:${port}/bench/counter`, [server], () => until200(`http://127.0.0.1:${port}/warm`));
 }
 
 // ------------------------------------------------------------------ the bus alone
@@ -251,19 +271,29 @@ export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): P
       }
     }
     if (options.only !== 'bus') {
-      for (let i = 0; i < repeat; i++) {
-        record(await rawNodeHttp(opts));
-        record(await bridge(nats, opts));
-        record(await lattice(names.lattice2, nats, dir, 'host', true, opts));
-        record(await lattice(names.lattice2Off, nats, dir, 'host', false, opts));
+      const paths: Path[] = [];
+      try {
+        const base = await startBridge(nats);
+        paths.push(base);
+        paths.push(await startRaw());
+        paths.push(await startLattice(names.lattice2, nats, dir, 'host', true));
+        paths.push(await startLattice(names.lattice2Off, nats, dir, 'host', false));
         if (options.threeProcesses ?? true) {
-          record(await lattice(names.lattice3, nats, dir, 'process', true, opts));
-          record(await lattice(names.lattice3Off, nats, dir, 'process', false, opts));
+          paths.push(await startLattice(names.lattice3, nats, dir, 'process', true));
+          paths.push(await startLattice(names.lattice3Off, nats, dir, 'process', false));
           // A waPC host call blocks its worker until the reply is back, so with key-value a hop
           // away the worker count bounds the calls in flight; more workers, more overlap.
-          record(await lattice(names.lattice3Workers, nats, dir, 'process', true, opts, ['--workers', '8']));
+          paths.push(await startLattice(names.lattice3Workers, nats, dir, 'process', true, ['--workers', '8']));
         }
-        record(await inProcess(dir, opts));
+        paths.push(await startInProcess(dir));
+        // Each round opens with the bridge, and one more bridge run closes the last round: every
+        // other run sits between two bridge runs, and is compared with both (see pairedRatios).
+        for (let i = 0; i < repeat; i++) {
+          for (const p of paths) record(await load(p.name, p.url, opts));
+        }
+        record(await load(base.name, base.url, opts));
+      } finally {
+        await Promise.all(paths.map((p) => p.stop()));
       }
     }
     return { runs, bus, repeat };
@@ -285,11 +315,17 @@ function median(xs: number[]): number {
 
 /**
  * Ratios of a path to a baseline measured in the same round (paths run interleaved, one round
- * after another): the machine's speed drifts over minutes, so a path is compared with the
- * baseline run next to it, and the median of those ratios is reported with their range.
+ * after another): the machine's speed drifts, so a path is compared with the baseline runs next
+ * to it, and the median of those ratios is reported with their range. When the baseline has one
+ * run more than the path (the bridge opens every round and closes the last), a path's run is
+ * compared with the geometric mean of the baseline runs before and after it.
  */
 function pairedRatios(rs: LoadResult[], base: LoadResult[]): number[] {
-  return rs.map((x, i) => x.reqPerSec / base[Math.min(i, base.length - 1)]!.reqPerSec);
+  const around = base.length > rs.length;
+  return rs.map((x, i) => {
+    const before = base[Math.min(i, base.length - 1)]!.reqPerSec;
+    return x.reqPerSec / (around ? Math.sqrt(before * base[i + 1]!.reqPerSec) : before);
+  });
 }
 
 export function report(r: LatticeBench): string {
