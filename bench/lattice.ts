@@ -11,8 +11,8 @@
  * - the in-process path (`wasmlet up`, same actor, memory key-value), so the hop's cost shows.
  * Plus the bus alone: calls/s between two NatsBus instances in one process, signed and not.
  *
- * Every path talks to one nats-server this run starts (loopback, free port, JetStream for the
- * lattice's link bucket); each lattice path gets a lattice id of its own. All paths are started
+ * Every path that crosses NATS talks to a nats-server of its own that this run starts (loopback,
+ * free port, JetStream for the lattice's link bucket). All paths are started
  * once and stay up; each round measures them one after another (after a warm-up load), the
  * bridge first, and a last bridge run closes the rounds, so that every path is compared with the
  * bridge runs just before and after it: this machine's speed drifts by tens of percent within
@@ -132,8 +132,8 @@ interface Path {
   stop(): Promise<void>;
 }
 
-async function started(name: string, url: string, procs: Proc[], ready: () => Promise<void>): Promise<Path> {
-  const path = { name, url, stop: () => stopAll(procs) };
+async function started(name: string, url: string, procs: Proc[], ready: () => Promise<void>, nats?: NatsServer): Promise<Path> {
+  const path = { name, url, stop: () => stopAll(procs).then(() => nats?.stop()) };
   try {
     await ready();
   } catch (err) {
@@ -149,29 +149,35 @@ async function startRaw(): Promise<Path> {
   return started(names.raw, `http://127.0.0.1:${port}/`, [server], async () => {});
 }
 
-async function startBridge(nats: NatsServer): Promise<Path> {
+/**
+ * Every path that crosses NATS gets a nats-server of its own: the paths stay up together, and a
+ * server's subject matching slows down with the subscriptions of paths that are not measured.
+ */
+async function startBridge(): Promise<Path> {
   const port = await freePort();
+  const nats = await startNatsServer({ jetstream: false });
   const procs: Proc[] = [];
   const url = `http://127.0.0.1:${port}/`;
   return started(names.bridge, url, procs, async () => {
     procs.push(await startProcess(['--import', 'tsx', SELF, '--bridge-responder', nats.url], 'responder ready'));
     procs.push(await startProcess(['--import', 'tsx', SELF, '--bridge-http', nats.url, String(port)], 'bridge ready'));
     await until200(url);
-  });
+  }, nats);
 }
 
 let latticeSeq = 0;
 
 /** HTTP provider process → host process running kvcounter → key-value in the host or in a third process. */
-async function startLattice(name: string, nats: NatsServer, dir: string, kv: 'host' | 'process', antiforgery: boolean, hostArgs: string[] = []): Promise<Path> {
+async function startLattice(name: string, dir: string, kv: 'host' | 'process', antiforgery: boolean, hostArgs: string[] = []): Promise<Path> {
   const latticeId = `bench${process.pid}x${latticeSeq++}`;
-  const env = { NATS_URL: nats.url, WASMLET_LATTICE: latticeId };
   const flags = ['--log-level', 'warn', ...(antiforgery ? [] : ['--no-antiforgery'])];
   const manifest = join(dir, `${latticeId}.yaml`);
   // With the key-value link in the manifest, the host runs a memory key-value provider itself.
   await writeFile(manifest, `actors: [${KVCOUNTER_WASM}]\n${kv === 'host' ? `bindings:\n  - actor: ${KVCOUNTER}\n    capability: wascc:keyvalue\n` : ''}`);
   const port = await freePort();
   const procs: Proc[] = [];
+  const nats = await startNatsServer();
+  const env = { NATS_URL: nats.url, WASMLET_LATTICE: latticeId };
   return started(name, `http://127.0.0.1:${port}/bench/counter`, procs, async () => {
     procs.push(await startProcess([WASMLET, 'host', '--manifest', manifest, ...hostArgs, ...flags], 'wasmlet host is up', env));
     procs.push(await startProcess([WASMLET, 'provider', 'http-server', ...flags], 'wasmlet provider http-server is up', env));
@@ -181,7 +187,7 @@ async function startLattice(name: string, nats: NatsServer, dir: string, kv: 'ho
     }
     await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1'], env);
     await until200(`http://127.0.0.1:${port}/warm`);
-  });
+  }, nats);
 }
 
 async function startInProcess(dir: string): Promise<Path> {
@@ -273,17 +279,17 @@ export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): P
     if (options.only !== 'bus') {
       const paths: Path[] = [];
       try {
-        const base = await startBridge(nats);
+        const base = await startBridge();
         paths.push(base);
         paths.push(await startRaw());
-        paths.push(await startLattice(names.lattice2, nats, dir, 'host', true));
-        paths.push(await startLattice(names.lattice2Off, nats, dir, 'host', false));
+        paths.push(await startLattice(names.lattice2, dir, 'host', true));
+        paths.push(await startLattice(names.lattice2Off, dir, 'host', false));
         if (options.threeProcesses ?? true) {
-          paths.push(await startLattice(names.lattice3, nats, dir, 'process', true));
-          paths.push(await startLattice(names.lattice3Off, nats, dir, 'process', false));
+          paths.push(await startLattice(names.lattice3, dir, 'process', true));
+          paths.push(await startLattice(names.lattice3Off, dir, 'process', false));
           // A waPC host call blocks its worker until the reply is back, so with key-value a hop
           // away the worker count bounds the calls in flight; more workers, more overlap.
-          paths.push(await startLattice(names.lattice3Workers, nats, dir, 'process', true, ['--workers', '8']));
+          paths.push(await startLattice(names.lattice3Workers, dir, 'process', true, ['--workers', '8']));
         }
         paths.push(await startInProcess(dir));
         // Each round opens with the bridge, and one more bridge run closes the last round: every
