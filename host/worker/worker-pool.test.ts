@@ -103,3 +103,23 @@ test('a call that finished before a later one overran is answered, with its log 
     await pool.close();
   }
 });
+
+test('deadlines hold after the pool has been idle (the sweep runs only while calls are out, and comes back)', async () => {
+  const bytes = await compileWat(toolboxWat());
+  const prepared = await wapcRuntime.prepare(bytes, await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>));
+  const pool = new WorkerPool({ size: 1, logger: pino({ level: 'silent' }), hostCall: async () => new Uint8Array(0), sweepIntervalMs: 5 });
+  try {
+    await pool.ready();
+    pool.register('A', prepared, { maxInstances: 1, deadlineMs: 200 });
+    for (let round = 0; round < 2; round++) {
+      assert.equal(decode<{ statusCode: number }>(await pool.invoke('A', 'HandleRequest', encode({ method: 'GET' }))).statusCode, 200);
+      // Idle for many sweep intervals: the sweep stops; the next call must start it again.
+      await new Promise((r) => setTimeout(r, 50));
+      await assert.rejects(pool.invoke('A', 'loop', new Uint8Array(0)), (e) => isInvocationError(e) && e.code === 'DEADLINE_EXCEEDED');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(pool.restarts, 2);
+  } finally {
+    await pool.close();
+  }
+});

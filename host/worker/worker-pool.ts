@@ -106,7 +106,8 @@ export class WorkerPool {
   readonly #readyWaiters = new Set<() => void>();
   #nextId = 1;
   #closed = false;
-  #sweep: NodeJS.Timeout;
+  /** Runs only while calls are outstanding or queued: an idle host does not wake up. */
+  #sweep: NodeJS.Timeout | undefined = undefined;
   #restarts = 0;
   #crashBackoffMs = 0;
   #flushScheduled = false;
@@ -117,7 +118,10 @@ export class WorkerPool {
     this.#depth = Math.max(1, Math.min(64, opts.pipelineDepth ?? 8));
     this.#stallMs = opts.stallMs ?? 20;
     for (let i = 0; i < opts.size; i++) this.#slots.push(this.#spawn(i));
-    this.#sweep = setInterval(() => this.#checkDeadlines(), opts.sweepIntervalMs ?? 10);
+  }
+
+  #startSweep(): void {
+    this.#sweep = setInterval(() => this.#checkDeadlines(), this.#opts.sweepIntervalMs ?? 10);
     this.#sweep.unref();
   }
 
@@ -195,6 +199,7 @@ export class WorkerPool {
         a.queue.push(rec);
         this.#pending.add(a);
       }
+      if (this.#sweep === undefined && !this.#closed) this.#startSweep();
     });
   }
 
@@ -202,6 +207,7 @@ export class WorkerPool {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
+    this.#sweep = undefined;
     const stopping = () => new InvocationError('STOPPING', 'host is shutting down');
     for (const a of this.#actors.values()) for (const rec of a.queue.splice(0)) this.#finish(rec, stopping());
     for (const s of this.#slots) {
@@ -432,7 +438,15 @@ export class WorkerPool {
       }
       if (!a.queue.length) this.#pending.delete(a);
     }
-    for (const s of this.#slots) this.#pump(s, now);
+    let busy = this.#pending.size > 0;
+    for (const s of this.#slots) {
+      this.#pump(s, now);
+      if (s.outstanding.length > 0) busy = true;
+    }
+    if (!busy) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
   }
 
   #replace(slot: Slot, reason: InvocationError): void {
