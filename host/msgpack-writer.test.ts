@@ -41,3 +41,12 @@ test('a wrong size is a loud bug, never a short or padded message', () => {
   assert.throws(() => new Writer(3).str('a').done(), /sized 3 bytes, wrote 2/);
   assert.throws(() => new Writer(1).str('ab').done(), /sized 1 bytes, wrote 3/);
 });
+
+test('bytes in memory of their own on request, else a view into the shared pool', () => {
+  const own = new Writer(sizeStr('ab'), true).str('ab').done();
+  assert.equal(own.byteOffset, 0);
+  assert.equal(own.buffer.byteLength, own.byteLength);
+  const pooled = new Writer(sizeStr('ab')).str('ab').done();
+  assert.ok(pooled.buffer.byteLength > pooled.byteLength);
+  assert.deepEqual([...own], [...pooled]);
+});

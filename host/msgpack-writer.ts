@@ -49,9 +49,11 @@ export class Writer {
    * Small buffers are views into Node's shared allocation pool, as `encode()`'s are into
    * msgpackr's: a memory of their own would cost ~2 µs each on a busy machine, more than the
    * encoding. (Posting such a view to a worker copies the pool block, ≤ 8 KiB, once per message.)
+   * `ownMemory` gives the bytes an exact-size buffer of their own instead, for bytes that are
+   * posted between threads as they are.
    */
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  constructor(size: number, ownMemory = false) {
+    this.buf = ownMemory ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
   }
 
   mapHeader(count: number): this {

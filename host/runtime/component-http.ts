@@ -5,6 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { asBytes, decode } from '../codec.ts';
+import { Writer as MsgpackWriter, sizeBin, sizeHeader, sizeNum, sizeStr } from '../msgpack-writer.ts';
 import { GuestError } from './runtime.ts';
 
 export const OP_HANDLE_REQUEST = 'HandleRequest';
@@ -69,105 +70,7 @@ export function fromWitResponse(res: WitResponse): { statusCode: number; status:
   return { statusCode: res.status, status: STATUS_CODES[res.status] ?? '', header, body: res.body };
 }
 
-/** UTF-8 length of `s`; a plain loop beats a call into C++ for the short strings of a response. */
-function utf8Length(s: string): number {
-  if (s.length > 64) return Buffer.byteLength(s, 'utf8');
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 2; // a surrogate pair: 4 bytes for 2 units
-      i++;
-    } else n += 2; // 3 bytes (a lone surrogate is written as U+FFFD, also 3)
-  }
-  return n;
-}
-
-function strHeaderBytes(len: number): number {
-  return len < 32 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5;
-}
-
-function lengthHeaderBytes(n: number): number {
-  return n < 16 ? 1 : n < 0x10000 ? 3 : 5;
-}
-
-/** Writes msgpack into an exact-size buffer (plain methods: no closures made per response). */
-class MsgpackWriter {
-  readonly out: Buffer;
-  at = 0;
-  constructor(size: number) {
-    this.out = Buffer.allocUnsafeSlow(size);
-  }
-  byte(b: number): void {
-    this.out[this.at++] = b;
-  }
-  u16(n: number): void {
-    this.out.writeUInt16BE(n, this.at);
-    this.at += 2;
-  }
-  u32(n: number): void {
-    this.out.writeUInt32BE(n, this.at);
-    this.at += 4;
-  }
-  str(s: string, len: number): void {
-    if (len < 32) this.byte(0xa0 | len);
-    else if (len < 0x100) {
-      this.byte(0xd9);
-      this.byte(len);
-    } else if (len < 0x10000) {
-      this.byte(0xda);
-      this.u16(len);
-    } else {
-      this.byte(0xdb);
-      this.u32(len);
-    }
-    if (len === s.length && len <= 64) {
-      // ASCII: one byte per unit.
-      const out = this.out;
-      let at = this.at;
-      for (let i = 0; i < len; i++) out[at++] = s.charCodeAt(i);
-      this.at = at;
-    } else this.at += this.out.write(s, this.at, len, 'utf8');
-  }
-  /** A map or array header: fix form below 16 entries, else the 16- or 32-bit form. */
-  length(n: number, fix: number, c16: number, c32: number): void {
-    if (n < 16) this.byte(fix | n);
-    else if (n < 0x10000) {
-      this.byte(c16);
-      this.u16(n);
-    } else {
-      this.byte(c32);
-      this.u32(n);
-    }
-  }
-  uint(n: number): void {
-    if (n < 0x80) this.byte(n);
-    else if (n < 0x100) {
-      this.byte(0xcc);
-      this.byte(n);
-    } else {
-      this.byte(0xcd);
-      this.u16(n);
-    }
-  }
-  bin(bytes: Uint8Array): void {
-    const len = bytes.byteLength;
-    if (len < 0x100) {
-      this.byte(0xc4);
-      this.byte(len);
-    } else if (len < 0x10000) {
-      this.byte(0xc5);
-      this.u16(len);
-    } else {
-      this.byte(0xc6);
-      this.u32(len);
-    }
-    this.out.set(bytes, this.at);
-    this.at += len;
-  }
-}
+const RESPONSE_KEY_BYTES = ['statusCode', 'status', 'header', 'body'].reduce((n, k) => n + sizeStr(k), 0);
 
 /**
  * `encode(fromWitResponse(res))`, written directly: one exact-size buffer that owns its memory
@@ -177,52 +80,35 @@ class MsgpackWriter {
 export function encodeWitResponse(res: WitResponse): Uint8Array {
   const code = res.status;
   const status = STATUS_CODES[code] ?? '';
-  const statusLen = utf8Length(status);
   // Header names in first-seen order, each with its values (most responses repeat no name).
   const names: string[] = [];
   const values = new Map<string, string[]>();
-  // fixmap(4), the four keys as fixstr ("statusCode", "status", "header", "body"), then the values.
-  let size = 1 + 11 + 7 + 7 + 5;
-  size += code < 0x80 ? 1 : code < 0x100 ? 2 : 3;
-  size += strHeaderBytes(statusLen) + statusLen;
-  const bodyLen = res.body.byteLength;
-  size += (bodyLen < 0x100 ? 2 : bodyLen < 0x10000 ? 3 : 5) + bodyLen;
   for (const [name, value] of res.headers) {
     const list = values.get(name);
-    const valueLen = utf8Length(value);
-    size += strHeaderBytes(valueLen) + valueLen;
-    if (list) {
-      list.push(value);
-      if (list.length === 2) size += 1; // now a fixarray
-      else if (list.length === 16) size += 2; // now an array16
-      else if (list.length === 0x10000) size += 2; // now an array32
-    } else {
+    if (list) list.push(value);
+    else {
       values.set(name, [value]);
       names.push(name);
-      const nameLen = utf8Length(name);
-      size += strHeaderBytes(nameLen) + nameLen;
     }
   }
-  size += lengthHeaderBytes(names.length);
-  const w = new MsgpackWriter(size);
-  w.byte(0x84);
-  w.str('statusCode', 10);
-  w.uint(code);
-  w.str('status', 6);
-  w.str(status, statusLen);
-  w.str('header', 6);
-  w.length(names.length, 0x80, 0xde, 0xdf);
+  let size = sizeHeader(4) + RESPONSE_KEY_BYTES + sizeNum(code) + sizeStr(status) + sizeBin(res.body.byteLength) + sizeHeader(names.length);
   for (const name of names) {
-    w.str(name, utf8Length(name));
     const list = values.get(name)!;
-    if (list.length === 1) w.str(list[0]!, utf8Length(list[0]!));
+    size += sizeStr(name);
+    if (list.length > 1) size += sizeHeader(list.length);
+    for (const v of list) size += sizeStr(v);
+  }
+  const w = new MsgpackWriter(size, true);
+  w.mapHeader(4).str('statusCode').num(code).str('status').str(status).str('header').mapHeader(names.length);
+  for (const name of names) {
+    const list = values.get(name)!;
+    w.str(name);
+    if (list.length === 1) w.str(list[0]!);
     else {
-      w.length(list.length, 0x90, 0xdc, 0xdd);
-      for (const v of list) w.str(v, utf8Length(v));
+      w.arrayHeader(list.length);
+      for (const v of list) w.str(v);
     }
   }
-  w.str('body', 4);
-  w.bin(res.body);
-  if (w.at !== size) throw new Error(`HandleRequest response encoder wrote ${w.at} of ${size} bytes`);
-  return w.out;
+  return w.str('body').bin(res.body).done();
 }
+
