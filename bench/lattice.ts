@@ -266,12 +266,13 @@ export interface LatticeRunOptions {
 export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): Promise<LatticeBench> {
   const repeat = options.repeat ?? 1;
   const dir = await mkdtemp(join(tmpdir(), 'wasmlet-bench-lattice-'));
-  const nats = await startNatsServer();
+  // The bus section's server; the HTTP paths start their own.
+  const nats = options.only === 'http' ? undefined : await startNatsServer();
   const runs: Record<string, LoadResult[]> = {};
   const bus: BusResult[] = [];
   const record = (r: LoadResult) => (runs[r.name] ??= []).push(r);
   try {
-    if (options.only !== 'http') {
+    if (nats) {
       for (const antiforgery of [true, false]) {
         for (const inFlight of [16, 256]) bus.push(await busThroughput(nats, antiforgery, inFlight, Math.max(2, Math.min(opts.durationSec, 5))));
       }
@@ -304,7 +305,7 @@ export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): P
     }
     return { runs, bus, repeat };
   } finally {
-    await nats.stop();
+    await nats?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -341,7 +342,7 @@ export function report(r: LatticeBench): string {
   if (raw && bridgeRuns) {
     const many = r.repeat > 1;
     parts.push(
-      `| path | req/s${many ? ` (median of ${r.repeat})` : ''} | × raw | × bridge${many ? ' (median of rounds; range)' : ''} | target (× bridge) | p50 ms | p99 ms | errors/non-2xx |`,
+      `| path | req/s${many ? ` (median of runs)` : ''} | × raw | × bridge${many ? ' (median of rounds; range)' : ''} | target (× bridge) | p50 ms | p99 ms | errors/non-2xx |`,
       '|---|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const [name, rs] of Object.entries(r.runs)) {

@@ -111,4 +111,3 @@ export function encodeWitResponse(res: WitResponse): Uint8Array {
   }
   return w.str('body').bin(res.body).done();
 }
-
