@@ -50,6 +50,8 @@ export interface ActorInfo {
   state: string;
   instances: number;
   maxInstances: number;
+  /** Calls of this actor that run at once (its share of the workers). */
+  maxConcurrency: number;
   deadlineMs: number;
   traps: number;
 }
@@ -60,6 +62,7 @@ interface ActorEntry {
   caps: Set<string>;
   prepared: PreparedActor;
   maxInstances: number;
+  maxConcurrency: number;
   deadlineMs: number;
   config: Record<string, string>;
   machine: Actor<typeof actorMachine>;
@@ -130,6 +133,7 @@ export class Host {
       if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
       const prepared = await prepareActor(this.#runtimes, bytes);
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
+      const maxConcurrency = Math.min(opts.maxConcurrency ?? this.options.maxConcurrency ?? Math.max(1, this.options.workers - 1), this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
       const entry: ActorEntry = {
         id,
@@ -137,18 +141,22 @@ export class Host {
         caps: new Set((verified.claims.wascap.caps ?? []).map(canonicalContract)),
         prepared,
         maxInstances,
+        maxConcurrency,
         deadlineMs,
         config: opts.config,
         machine,
         log: this.logger.child({ actor: id }),
       };
-      this.#pool.register(id, prepared, { maxInstances, deadlineMs, config: opts.config });
+      this.#pool.register(id, prepared, { maxInstances, maxConcurrency, deadlineMs, config: opts.config });
       this.#actors.set(id, entry);
       this.#syncRoutes(id);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
       this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
-      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, 'actor started');
+      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances, maxConcurrency }, 'actor started');
+      if (maxConcurrency >= this.options.workers && this.options.workers > 1 && maxInstances >= this.options.workers) {
+        entry.log.warn({ maxConcurrency, workers: this.options.workers }, 'this actor may occupy every worker: a call of it that spins starves every other actor until its deadline');
+      }
       return this.#info(entry);
     } catch (err) {
       machine.send({ type: 'FAILED', error: (err as Error).message });
@@ -379,6 +387,7 @@ export class Host {
       state: String(e.machine.getSnapshot().value),
       instances: this.#pool.instances(e.id),
       maxInstances: e.maxInstances,
+      maxConcurrency: e.maxConcurrency,
       deadlineMs: e.deadlineMs,
       traps: e.machine.getSnapshot().context.traps,
     };

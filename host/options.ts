@@ -20,6 +20,13 @@ export const hostOptionsSchema = z.object({
   workers: z.number().int().min(0).max(256).default(Math.max(2, availableParallelism())),
   /** Instances per actor unless the actor says otherwise. Default: one per worker. */
   maxInstances: z.number().int().min(1).max(1024).optional(),
+  /**
+   * Fair share: the most calls of one actor that run at once (each holds a worker thread while it
+   * runs), unless the actor says otherwise. Default: one less than `workers` (at least 1), so no
+   * actor can occupy every worker; its other calls wait in its own queue. Setting it to `workers`
+   * or more lets one actor starve the others, and the host warns.
+   */
+  maxConcurrency: z.number().int().min(1).max(1024).optional(),
   /** Deadline of one invocation (ms). Default 3000. */
   deadlineMs: z.number().int().min(1).max(3_600_000).default(3000),
   /** How long stopping an actor waits for its in-flight calls (ms). Default 5000. */
@@ -52,6 +59,8 @@ export function parseHostOptions(input: unknown): HostOptions {
 /** Per-actor options given when starting it. */
 export const actorStartOptionsSchema = z.object({
   maxInstances: z.number().int().min(1).max(1024).optional(),
+  /** Calls of this actor that run at once (see the host option). */
+  maxConcurrency: z.number().int().min(1).max(1024).optional(),
   deadlineMs: z.number().int().min(1).max(3_600_000).optional(),
   /** Configuration values the actor can read (components). */
   config: z.record(z.string(), z.string()).default({}),

@@ -2,6 +2,12 @@
  * The main-thread side of actor isolation: a fixed set of worker threads, each running one call
  * at a time. An actor gets at most `maxInstances` instances, each in a different worker.
  *
+ * Fair share: an actor's calls run on at most `maxConcurrency` workers at once (the host's
+ * default is one less than the worker count), so an actor whose calls spin until their deadline
+ * never holds every worker; its other calls wait in its own queue, and queues are served
+ * round-robin. Calls of other actors are not sent ahead behind a call of an actor that was
+ * recently slow (a stalled or overrun call), so they do not wait for it to be taken back.
+ *
  * Speed: calls are pipelined (up to `pipelineDepth` sent ahead to a worker) and sends are batched
  * per event-loop turn, so workers never wait on a thread round trip between calls.
  * Isolation: every call has a deadline; a worker whose call overruns is terminated and replaced.
@@ -38,6 +44,8 @@ export interface WorkerPoolOptions {
 
 export interface PoolActorOptions {
   maxInstances: number;
+  /** Workers the actor's calls may occupy at once (calls sent ahead behind its own running call do not count). Default: `maxInstances`. */
+  maxConcurrency?: number;
   deadlineMs: number;
   /** Config values the actor can read (components). */
   config?: Record<string, string>;
@@ -60,6 +68,11 @@ interface ActorEntry {
   opts: PoolActorOptions;
   /** Workers that hold this actor (each holds at most one instance). */
   slots: Set<Slot>;
+  /** Workers with calls of this actor sent and not answered, and how many: its share in use. */
+  running: Map<Slot, number>;
+  maxConcurrency: number;
+  /** Until when (ms) other actors' calls are not sent ahead behind this actor's calls. */
+  slowUntil: number;
   queue: CallRec[];
   inFlight: number;
   /** Worker routes: host calls the workers answer themselves. */
@@ -69,6 +82,8 @@ interface ActorEntry {
 }
 
 const MAX_SEQ = 2 ** 30;
+/** How long an actor whose call stalled a worker counts as slow. */
+const SLOW_MS = 10_000;
 
 /**
  * Posting a view to a worker copies the whole memory behind it, and call payloads are often views
@@ -104,6 +119,11 @@ export class WorkerPool {
   /** Actors with queued calls, in round-robin order. */
   readonly #pending = new Set<ActorEntry>();
   readonly #readyWaiters = new Set<() => void>();
+  /**
+   * Workers being started in place of one an actor's call overran, charged to that actor's share
+   * until they are ready: otherwise its next call would take a worker the others still have.
+   */
+  readonly #charged = new Map<Slot, ActorEntry>();
   #nextId = 1;
   #closed = false;
   /** Runs only while calls are outstanding or queued: an idle host does not wake up. */
@@ -143,7 +163,8 @@ export class WorkerPool {
 
   register(actor: string, prepared: PreparedActor, opts: PoolActorOptions): void {
     if (this.#actors.has(actor)) throw new Error(`actor ${actor} is already registered`);
-    this.#actors.set(actor, { id: actor, prepared, opts, slots: new Set(), queue: [], inFlight: 0, routes: {}, stopping: false });
+    const maxConcurrency = Math.max(1, opts.maxConcurrency ?? opts.maxInstances);
+    this.#actors.set(actor, { id: actor, prepared, opts, slots: new Set(), running: new Map(), maxConcurrency, slowUntil: 0, queue: [], inFlight: 0, routes: {}, stopping: false });
   }
 
   /**
@@ -239,6 +260,7 @@ export class WorkerPool {
     switch (m.t) {
       case 'ready':
         slot.ready = true;
+        this.#uncharge(slot);
         this.#crashBackoffMs = 0;
         for (const w of this.#readyWaiters) w();
         this.#readyWaiters.clear();
@@ -279,6 +301,7 @@ export class WorkerPool {
     if (i < 0) return undefined;
     const rec = out[i]!;
     out.splice(i, 1);
+    release(slot, rec);
     return rec;
   }
 
@@ -317,17 +340,26 @@ export class WorkerPool {
     return s.outstanding.length === 0 || now - s.headSince <= this.#stallMs;
   }
 
+  /** Whether a call of `a` may go to `s`: an instance there or room for one, and within its share of workers. */
+  #mayRun(a: ActorEntry, s: Slot, now: number): boolean {
+    if (!s.loaded.has(a.id) && a.slots.size >= a.opts.maxInstances) return false;
+    if (!a.running.has(s) && a.running.size >= a.maxConcurrency) return false;
+    // Never sent ahead behind another actor's call that may spin: it would wait until taken back.
+    for (const rec of s.outstanding) if (rec.actor !== a && rec.actor.slowUntil > now) return false;
+    return true;
+  }
+
   /** The least-loaded usable worker holding `a`; or, when `a` may grow, a less-loaded one without it. */
   #pickSlot(a: ActorEntry, now: number): Slot | null {
     let best: Slot | null = null;
     for (const s of a.slots) {
-      if (this.#usable(s, now) && (!best || s.outstanding.length < best.outstanding.length)) best = s;
+      if (this.#usable(s, now) && (!best || s.outstanding.length < best.outstanding.length) && this.#mayRun(a, s, now)) best = s;
     }
     if (best && best.outstanding.length === 0) return best;
-    if (a.slots.size < a.opts.maxInstances) {
+    if (a.slots.size < a.opts.maxInstances && a.running.size < a.maxConcurrency) {
       let fresh: Slot | null = null;
       for (const s of this.#slots) {
-        if (!s.loaded.has(a.id) && this.#usable(s, now) && (!fresh || s.outstanding.length < fresh.outstanding.length)) fresh = s;
+        if (!s.loaded.has(a.id) && this.#usable(s, now) && (!fresh || s.outstanding.length < fresh.outstanding.length) && this.#mayRun(a, s, now)) fresh = s;
       }
       if (fresh && (!best || fresh.outstanding.length < best.outstanding.length)) return fresh;
     }
@@ -353,6 +385,7 @@ export class WorkerPool {
     Atomics.store(slot.ring, rec.seq % CALL_RING_SIZE, rec.seq);
     if (slot.outstanding.length === 0) slot.headSince = Date.now();
     slot.outstanding.push(rec);
+    a.running.set(slot, (a.running.get(slot) ?? 0) + 1);
     this.#enqueue(slot, { t: 'call', id: rec.id, seq: rec.seq, actor: a.id, op: rec.op, msg: rec.msg, deadline: rec.deadline });
   }
 
@@ -385,7 +418,7 @@ export class WorkerPool {
           this.#pending.delete(a);
           continue;
         }
-        if (slot.loaded.has(a.id) || a.slots.size < a.opts.maxInstances) {
+        if (this.#mayRun(a, slot, now)) {
           const rec = a.queue.shift()!;
           this.#pending.delete(a);
           if (a.queue.length) this.#pending.add(a); // to the back: fairness between actors
@@ -405,6 +438,7 @@ export class WorkerPool {
       const rec = slot.outstanding[i]!;
       if (Atomics.compareExchange(slot.ring, rec.seq % CALL_RING_SIZE, rec.seq, 0) === rec.seq) {
         slot.outstanding.splice(i, 1);
+        release(slot, rec);
         rec.actor.queue.unshift(rec);
         this.#pending.add(rec.actor);
       } else started.push(rec);
@@ -420,11 +454,12 @@ export class WorkerPool {
       this.#drainResults(s);
       if (s.outstanding.length === 0) continue;
       const head = s.outstanding[0]!;
+      if (now - s.headSince > this.#stallMs) head.actor.slowUntil = now + SLOW_MS;
       if (head.deadline < now) {
         // A worker inside a provider's operation (it may hold a shared lock) finishes it first: µs.
         if (Atomics.compareExchange(s.state, 0, WORKER_IDLE, WORKER_DOOMED) !== WORKER_IDLE) continue;
         this.#log.warn({ actor: head.actor.id, worker: s.index, operation: head.op, overrunMs: now - head.deadline }, 'actor call overran its deadline; replacing its worker');
-        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`));
+        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`), head.actor);
       } else if (s.outstanding.length > 1 && now - s.headSince > this.#stallMs) {
         this.#takeBack(s, 1);
       }
@@ -433,7 +468,10 @@ export class WorkerPool {
       for (let i = a.queue.length - 1; i >= 0; i--) {
         if (a.queue[i]!.deadline < now) {
           const [rec] = a.queue.splice(i, 1);
-          this.#finish(rec!, new InvocationError('DEADLINE_EXCEEDED', `actor ${a.id} was busy: ${a.opts.maxInstances} instance(s) in use until the deadline`));
+          const why = a.running.size >= Math.min(a.maxConcurrency, a.opts.maxInstances)
+            ? `actor ${a.id} was busy: its ${a.running.size} concurrent call(s) ran until the deadline`
+            : `actor ${a.id} waited for a worker until the deadline: every worker was running other actors' calls`;
+          this.#finish(rec!, new InvocationError('DEADLINE_EXCEEDED', why));
         }
       }
       if (!a.queue.length) this.#pending.delete(a);
@@ -449,13 +487,25 @@ export class WorkerPool {
     }
   }
 
-  #replace(slot: Slot, reason: InvocationError): void {
+  #uncharge(slot: Slot): void {
+    const a = this.#charged.get(slot);
+    if (a === undefined) return;
+    this.#charged.delete(slot);
+    const n = a.running.get(slot) ?? 0;
+    if (n <= 1) a.running.delete(slot);
+    else a.running.set(slot, n - 1);
+  }
+
+  /** Replaces a worker; `overran`: the actor whose call overran there, charged for the new worker until it is ready. */
+  #replace(slot: Slot, reason: InvocationError, overran?: ActorEntry): void {
     if (slot.dead || this.#closed) return;
+    this.#uncharge(slot);
     // Calls that finished before the worker is stopped are answered.
     this.#drainResults(slot, false);
     // Calls that never started run elsewhere; the one(s) that did get the reason.
     const started = this.#takeBack(slot, 0);
     slot.dead = true;
+    for (const rec of slot.outstanding) release(slot, rec);
     slot.outstanding = [];
     this.#restarts++;
     for (const rec of started) this.#finish(rec, reason);
@@ -466,11 +516,25 @@ export class WorkerPool {
     this.#crashBackoffMs = Math.min(5000, Math.max(50, delay * 2));
     const respawn = () => {
       if (this.#closed) return;
-      this.#slots[slot.index] = this.#spawn(slot.index);
+      const fresh = this.#spawn(slot.index);
+      this.#slots[slot.index] = fresh;
+      if (overran && this.#actors.get(overran.id) === overran) {
+        this.#charged.set(fresh, overran);
+        overran.running.set(fresh, (overran.running.get(fresh) ?? 0) + 1);
+      }
     };
     if (reason.code === 'DEADLINE_EXCEEDED' || delay === 0) respawn();
     else setTimeout(respawn, delay).unref();
     const now = Date.now();
     for (const s of this.#slots) if (s !== slot) this.#pump(s, now);
   }
+}
+
+/** `rec` left `slot`'s outstanding calls: its actor's share in use shrinks when it was the last there. */
+function release(slot: Slot, rec: CallRec): void {
+  const running = rec.actor.running;
+  const n = running.get(slot);
+  if (n === undefined) return;
+  if (n <= 1) running.delete(slot);
+  else running.set(slot, n - 1);
 }
