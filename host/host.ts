@@ -52,6 +52,8 @@ export interface ActorInfo {
   maxInstances: number;
   /** Calls of this actor that run at once (its share of the workers). */
   maxConcurrency: number;
+  /** Linear memory one instance may have, MiB. */
+  maxMemoryMiB: number;
   deadlineMs: number;
   traps: number;
 }
@@ -63,6 +65,7 @@ interface ActorEntry {
   prepared: PreparedActor;
   maxInstances: number;
   maxConcurrency: number;
+  maxMemoryMiB: number;
   deadlineMs: number;
   config: Record<string, string>;
   machine: Actor<typeof actorMachine>;
@@ -131,7 +134,8 @@ export class Host {
       const verified = verifyActor(bytes, { issuers: this.options.issuers });
       const id = verified.subject;
       if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
-      const prepared = await prepareActor(this.#runtimes, bytes);
+      const maxMemoryMiB = opts.maxMemoryMiB ?? this.options.maxMemoryMiB;
+      const prepared = await prepareActor(this.#runtimes, bytes, { maxMemoryMiB });
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
       const maxConcurrency = Math.min(opts.maxConcurrency ?? this.options.maxConcurrency ?? Math.max(1, this.options.workers - 1), this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
@@ -142,6 +146,7 @@ export class Host {
         prepared,
         maxInstances,
         maxConcurrency,
+        maxMemoryMiB,
         deadlineMs,
         config: opts.config,
         machine,
@@ -153,7 +158,7 @@ export class Host {
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
       this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
-      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances, maxConcurrency }, 'actor started');
+      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances, maxConcurrency, maxMemoryMiB }, 'actor started');
       if (maxConcurrency >= this.options.workers && this.options.workers > 1 && maxInstances >= this.options.workers) {
         entry.log.warn({ maxConcurrency, workers: this.options.workers }, 'this actor may occupy every worker: a call of it that spins starves every other actor until its deadline');
       }
@@ -388,6 +393,7 @@ export class Host {
       instances: this.#pool.instances(e.id),
       maxInstances: e.maxInstances,
       maxConcurrency: e.maxConcurrency,
+      maxMemoryMiB: e.maxMemoryMiB,
       deadlineMs: e.deadlineMs,
       traps: e.machine.getSnapshot().context.traps,
     };
@@ -396,6 +402,11 @@ export class Host {
   /** Worker restarts (overruns and crashes) since start. */
   get workerRestarts(): number {
     return this.#pool.restarts;
+  }
+
+  /** Workers replaced, once their calls were done, to give back the memory of discarded instances. */
+  get workerRecycles(): number {
+    return this.#pool.recycled;
   }
 
   #assertRunning(): void {

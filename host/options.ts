@@ -5,6 +5,9 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { OptionsError } from './errors.ts';
 
+/** See `maxMemoryMiB`. */
+export const DEFAULT_MAX_MEMORY_MIB = 64;
+
 const accountKey = z.string().regex(/^A[A-Z2-7]{55}$/, 'an account public key (A…, 56 characters)');
 
 export const hostOptionsSchema = z.object({
@@ -27,6 +30,13 @@ export const hostOptionsSchema = z.object({
    * or more lets one actor starve the others, and the host warns.
    */
   maxConcurrency: z.number().int().min(1).max(1024).optional(),
+  /**
+   * Linear memory one actor instance may have (MiB), unless the actor says otherwise: every
+   * memory its modules define gets this maximum, and a `memory.grow` past it fails (returns -1).
+   * Default 64: a TypeScript component starts at about 9 MiB, a waSCC actor at about 1 MiB.
+   * Together with `maxInstances` it bounds what actors can take: limit × instances × actors.
+   */
+  maxMemoryMiB: z.number().int().min(1).max(4096).default(DEFAULT_MAX_MEMORY_MIB),
   /** Deadline of one invocation (ms). Default 3000. */
   deadlineMs: z.number().int().min(1).max(3_600_000).default(3000),
   /** How long stopping an actor waits for its in-flight calls (ms). Default 5000. */
@@ -61,6 +71,8 @@ export const actorStartOptionsSchema = z.object({
   maxInstances: z.number().int().min(1).max(1024).optional(),
   /** Calls of this actor that run at once (see the host option). */
   maxConcurrency: z.number().int().min(1).max(1024).optional(),
+  /** Linear memory of one instance of this actor, MiB (see the host option). */
+  maxMemoryMiB: z.number().int().min(1).max(4096).optional(),
   deadlineMs: z.number().int().min(1).max(3_600_000).optional(),
   /** Configuration values the actor can read (components). */
   config: z.record(z.string(), z.string()).default({}),

@@ -53,7 +53,8 @@ export async function runPlan(plan: HostPlan, options: RunPlanOptions): Promise<
     const byName = new Map<string, string>();
     for (let i = 0; i < plan.actors.length; i++) {
       const a = plan.actors[i]!;
-      const info = await host.startActor(actorBytes[i]!, { config: a.config, ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) });
+      const { path: _path, ...options } = a;
+      const info = await host.startActor(actorBytes[i]!, options);
       if (info.name) byName.set(info.name, info.id);
     }
     for (const l of plan.links) {

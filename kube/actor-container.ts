@@ -7,6 +7,7 @@
  */
 import type { V1Container } from '@kubernetes/client-node';
 import { canonicalContract, isActorLoadError, isClaimsError, isWasmletError, verifyActor, type Host, type VerifiedActor } from '../host/index.ts';
+import { actorLimits } from './actor-limits.ts';
 import { PodError } from './errors.ts';
 import type { PlannedLink } from './link-plan.ts';
 
@@ -25,6 +26,8 @@ export interface ActorContainerStart {
   container: V1Container;
   links: PlannedLink[];
   env: Record<string, string>;
+  /** The pod's annotations (for `wasmlet.dev/max-concurrency`). */
+  annotations?: Record<string, string>;
   owners: ActorOwners;
   pod: { uid: string; key: string };
 }
@@ -36,6 +39,7 @@ function rejected(container: string, err: unknown): PodError {
 
 export async function startActorContainer(s: ActorContainerStart): Promise<RunningActor> {
   const cname = s.container.name;
+  const limits = actorLimits(s.annotations, s.container);
   let verified: VerifiedActor;
   try {
     verified = verifyActor(s.bytes, { issuers: s.host.options.issuers });
@@ -60,7 +64,7 @@ export async function startActorContainer(s: ActorContainerStart): Promise<Runni
   }
   s.owners.set(id, { uid: s.pod.uid, pod: s.pod.key });
   try {
-    await s.host.startActor(s.bytes, { config: s.env });
+    await s.host.startActor(s.bytes, { config: s.env, ...limits });
   } catch (err) {
     s.owners.delete(id);
     if (isActorLoadError(err) && /already running/.test(err.message)) {

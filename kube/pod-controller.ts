@@ -271,7 +271,7 @@ export class PodController {
         }
         const env = await resolveEnv(this.pod, rt.spec, source, this.#d.placement);
         const links = planLinks(this.#links, rt.spec, env);
-        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, owners: this.#d.owners, pod: { uid: this.ref.uid, key: `${this.ref.namespace}/${this.ref.name}` } });
+        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, annotations: this.pod.metadata?.annotations, owners: this.#d.owners, pod: { uid: this.ref.uid, key: `${this.ref.namespace}/${this.ref.name}` } });
         rt.actor = actor;
         rt.logId = actor.id;
         started.push(rt);

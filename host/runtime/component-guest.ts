@@ -28,6 +28,7 @@ export interface ComponentPayload {
 type Instantiate = (
   getCoreModule: (name: string) => WebAssembly.Module,
   imports: Record<string, Record<string, unknown>>,
+  instantiateCore?: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
 ) => Record<string, unknown>;
 
 interface LoadedComponent extends ComponentPayload {
@@ -106,11 +107,21 @@ export const componentGuestFactory: GuestFactory = {
       }),
       ...worldImports(env, env.config ?? loaded.config ?? {}),
     };
-    const exports = loaded.instantiate((name) => {
-      const m = loaded.modules[name];
-      if (!m) throw new Error(`component glue asked for core module ${name}, which the host did not compile`);
-      return m;
-    }, imports);
+    // The memories the core instances define, to tell how much linear memory the instance holds.
+    const memories: WebAssembly.Memory[] = [];
+    const exports = loaded.instantiate(
+      (name) => {
+        const m = loaded.modules[name];
+        if (!m) throw new Error(`component glue asked for core module ${name}, which the host did not compile`);
+        return m;
+      },
+      imports,
+      (module, importObject) => {
+        const instance = new WebAssembly.Instance(module, importObject);
+        for (const e of Object.values(instance.exports)) if (e instanceof WebAssembly.Memory && !memories.includes(e)) memories.push(e);
+        return instance;
+      },
+    );
     const handler = exports[HTTP_HANDLER_EXPORT] as HttpHandlerExport | undefined;
     if (!handler || typeof handler.handleRequest !== 'function') throw new Error(`component does not export ${HTTP_HANDLER_EXPORT}`);
 
@@ -134,6 +145,11 @@ export const componentGuestFactory: GuestFactory = {
           throw new ComponentCrash(`${why}${said}`, { cause: e });
         }
         return encodeWitResponse(response);
+      },
+      memoryBytes(): number {
+        let n = 0;
+        for (const m of memories) n += m.buffer.byteLength;
+        return n;
       },
     };
   },

@@ -13,13 +13,25 @@ export interface PreparedActor {
   payload: unknown;
 }
 
+/** Limits an actor is prepared with. */
+export interface PrepareOptions {
+  /**
+   * Linear memory one instance may have, in MiB: every memory the actor's core modules define
+   * gets this maximum (see memory-limit.ts). Undefined: the modules' own maximums.
+   */
+  maxMemoryMiB?: number;
+}
+
 /** Main-thread side of a runtime. */
 export interface ActorRuntime {
   readonly kind: ActorKind;
   /** True when `module` (already compiled, or undefined for non-core binaries) is this runtime's format. */
   detect(bytes: Uint8Array, module: WebAssembly.Module | undefined): boolean;
-  /** Validate and prepare; throws ActorLoadError naming what is wrong. */
-  prepare(bytes: Uint8Array, module: WebAssembly.Module | undefined): Promise<PreparedActor>;
+  /**
+   * Validate and prepare; throws ActorLoadError naming what is wrong. A core module arrives with
+   * its memory limit applied already (bytes and module); other formats apply it themselves.
+   */
+  prepare(bytes: Uint8Array, module: WebAssembly.Module | undefined, options?: PrepareOptions): Promise<PreparedActor>;
 }
 
 /** Result of a host call as the guest sees it. */
@@ -48,6 +60,8 @@ export class GuestError extends Error {
 /** One live instance inside a worker. A throw other than GuestError is a trap: the instance is discarded. */
 export interface GuestInstance {
   call(operation: string, payload: Uint8Array): Uint8Array;
+  /** Bytes of linear memory the instance holds now (all its memories). */
+  memoryBytes(): number;
 }
 
 /** Worker-thread side of a runtime. */

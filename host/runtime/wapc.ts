@@ -140,6 +140,7 @@ export const wapcGuestFactory: GuestFactory = {
         if (ok === 1) return guestResponse ?? new Uint8Array(0);
         throw new GuestError(guestError ?? `actor failed operation ${operation} without an error message`);
       },
+      memoryBytes: () => memory!.buffer.byteLength,
     };
   },
 };

@@ -37,6 +37,16 @@ export interface WorkerInit {
   state: SharedArrayBuffer;
   /** Call results, worker → main (results-ring.ts); a `results` message is its doorbell. */
   results: SharedArrayBuffer;
+  limits: WorkerLimits;
+}
+
+export interface WorkerLimits {
+  /**
+   * Once the instances a worker discarded (traps, unloads) held this much linear memory in
+   * total, it asks to be replaced (`retire`): the engine gives such memory back only when it
+   * collects it, and a worker that is gone gives it all back.
+   */
+  retireAfterBytes: number;
 }
 
 export const WORKER_IDLE = 0;
@@ -74,6 +84,8 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'results' }
   | { t: 'warn'; actor: string; message: string }
+  /** Replace me once my calls in progress are done (see WorkerLimits.retireAfterBytes). */
+  | { t: 'retire'; discardedBytes: number }
   | { t: 'done'; id: number; ok?: Uint8Array; err?: { code: CallErrorCode; message: string }; logs?: GuestLogLine[] }
   | { t: 'host'; seq: number; actor: string; binding: string; ns: string; op: string; payload: Uint8Array; deadline: number };
 

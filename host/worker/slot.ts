@@ -4,7 +4,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ResultsReader, resultsBuffer } from './results-ring.ts';
-import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkItem } from './protocol.ts';
+import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkerLimits, type WorkItem } from './protocol.ts';
 
 export interface WorkerSlot<Call> {
   index: number;
@@ -19,6 +19,8 @@ export interface WorkerSlot<Call> {
   results: ResultsReader;
   ready: boolean;
   dead: boolean;
+  /** Asked to be replaced: gets no new calls, and goes once its outstanding calls are answered. */
+  retiring: boolean;
   /** Sent and not answered, in send order: [0] is running (or about to). */
   outstanding: Call[];
   /** When outstanding[0] started (approximately). */
@@ -32,13 +34,13 @@ const utf8 = new TextEncoder();
 const WORKER_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
 
 /** Starts a worker with fresh shared buffers; the caller wires its events. */
-export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
+export function spawnSlot<Call>(index: number, limits: WorkerLimits): WorkerSlot<Call> {
   const flagBuf = new SharedArrayBuffer(REPLY_HEADER_BYTES + REPLY_BUFFER_BYTES);
   const ringBuf = new SharedArrayBuffer(4 * CALL_RING_SIZE);
   const stateBuf = new SharedArrayBuffer(4);
   const channel = new MessageChannel();
   const results = resultsBuffer();
-  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf, results };
+  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf, results, limits };
   const worker = new Worker(WORKER_URL, { workerData: init, transferList: [channel.port2], stdout: false, stderr: false });
   return {
     index,
@@ -51,6 +53,7 @@ export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
     results: new ResultsReader(results),
     ready: false,
     dead: false,
+    retiring: false,
     outstanding: [],
     headSince: 0,
     seq: 0,

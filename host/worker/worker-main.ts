@@ -42,6 +42,25 @@ const replies = init.replies;
 const state = new Int32Array(init.state);
 const port = parentPort!;
 const results = new ResultsWriter(init.results);
+/** Linear memory of the instances this worker discarded (see WorkerLimits.retireAfterBytes). */
+let discardedBytes = 0;
+let retiring = false;
+
+/** Drops an actor's instance; asks to be replaced once discarded instances held enough memory. */
+function discard(loaded: Loaded): void {
+  const instance = loaded.instance;
+  if (!instance) return;
+  loaded.instance = undefined;
+  try {
+    discardedBytes += instance.memoryBytes();
+  } catch {
+    // An instance too broken to say: count nothing.
+  }
+  if (!retiring && discardedBytes >= init.limits.retireAfterBytes) {
+    retiring = true;
+    port.postMessage({ t: 'retire', discardedBytes } satisfies FromWorker);
+  }
+}
 /** When the oldest result in the ring whose doorbell is not rung yet was written (0: none). */
 let unannouncedSince = 0;
 
@@ -223,7 +242,7 @@ function runCall(m: CallItem): void {
       out = { t: 'done', id: m.id, err: { code: 'GUEST_ERROR', message: err.message } };
     } else {
       // A trap (or any throw from inside the guest) leaves the instance in an unknown state: discard it.
-      loaded.instance = undefined;
+      discard(loaded);
       const message = err instanceof Error ? err.message : String(err);
       out = { t: 'done', id: m.id, err: { code: 'TRAP', message } };
     }
@@ -270,10 +289,13 @@ function runItem(m: WorkItem): void {
     case 'routes':
       setRoutes(m.actor, m.routes);
       return;
-    case 'unload':
+    case 'unload': {
+      const loaded = actors.get(m.actor);
+      if (loaded) discard(loaded);
       actors.delete(m.actor);
       routes.delete(m.actor);
       return;
+    }
     case 'call':
       runCall(m);
       return;

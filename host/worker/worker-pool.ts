@@ -40,7 +40,16 @@ export interface WorkerPoolOptions {
   stallMs?: number;
   /** How often deadlines and stalls are checked (ms). Default 10. */
   sweepIntervalMs?: number;
+  /**
+   * A worker whose discarded instances (traps, unloaded actors) held this much linear memory in
+   * total is replaced once its calls in progress are answered, so that memory goes back to the
+   * system. Default 64 MiB.
+   */
+  retireAfterBytes?: number;
 }
+
+/** See WorkerPoolOptions.retireAfterBytes. */
+export const DEFAULT_RETIRE_AFTER_BYTES = 64 * 1024 * 1024;
 
 export interface PoolActorOptions {
   maxInstances: number;
@@ -129,6 +138,7 @@ export class WorkerPool {
   /** Runs only while calls are outstanding or queued: an idle host does not wake up. */
   #sweep: NodeJS.Timeout | undefined = undefined;
   #restarts = 0;
+  #recycled = 0;
   #crashBackoffMs = 0;
   #flushScheduled = false;
 
@@ -159,6 +169,11 @@ export class WorkerPool {
   /** Worker restarts since the pool started (overruns and crashes). */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** Workers replaced (after their calls finished) to give back the memory of discarded instances. */
+  get recycled(): number {
+    return this.#recycled;
   }
 
   register(actor: string, prepared: PreparedActor, opts: PoolActorOptions): void {
@@ -239,7 +254,7 @@ export class WorkerPool {
   }
 
   #spawn(index: number): Slot {
-    const slot = spawnSlot<CallRec>(index);
+    const slot = spawnSlot<CallRec>(index, { retireAfterBytes: this.#opts.retireAfterBytes ?? DEFAULT_RETIRE_AFTER_BYTES });
     const worker = slot.worker;
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
     worker.on('error', (err) => {
@@ -269,6 +284,14 @@ export class WorkerPool {
       case 'warn':
         this.#log.warn({ actor: m.actor, worker: slot.index }, m.message);
         return;
+      case 'retire':
+        this.#log.info({ worker: slot.index, discardedMiB: Math.round(m.discardedBytes / 2 ** 20) }, 'replacing a worker to give back the memory of discarded instances');
+        slot.retiring = true;
+        // Calls sent ahead that have not started run elsewhere; the one running finishes here.
+        this.#takeBack(slot, 1);
+        this.#retireIfDone(slot);
+        this.#pumpAll(Date.now());
+        return;
       case 'results':
         slot.results.clearDoorbell();
         this.#drainResults(slot);
@@ -281,7 +304,8 @@ export class WorkerPool {
         if (m.logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, m.logs);
         if (m.ok) this.#finish(rec, undefined, m.ok);
         else this.#finish(rec, new InvocationError(m.err!.code, m.err!.message));
-        this.#pump(slot, now);
+        if (slot.retiring) this.#retireIfDone(slot);
+        else this.#pump(slot, now);
         return;
       }
       case 'host': {
@@ -316,7 +340,17 @@ export class WorkerPool {
       if (logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, decode<GuestLogLine[]>(logs));
       this.#finish(rec, undefined, ok);
     });
-    if (n > 0 && pump && !slot.dead) this.#pump(slot, now || Date.now());
+    if (n > 0 && pump && !slot.dead) {
+      if (slot.retiring) this.#retireIfDone(slot);
+      else this.#pump(slot, now || Date.now());
+    }
+  }
+
+  /** A retiring worker with nothing outstanding is replaced: no call fails, no backoff. */
+  #retireIfDone(slot: Slot): void {
+    if (slot.dead || slot.outstanding.length > 0) return;
+    this.#recycled++;
+    this.#replace(slot, new InvocationError('TRAP', 'worker recycled'), { recycle: true });
   }
 
   #hostReply(slot: Slot, reply: HostReply): void {
@@ -336,7 +370,7 @@ export class WorkerPool {
   }
 
   #usable(s: Slot, now: number): boolean {
-    if (!s.ready || s.dead || s.outstanding.length >= this.#depth) return false;
+    if (!s.ready || s.dead || s.retiring || s.outstanding.length >= this.#depth) return false;
     return s.outstanding.length === 0 || now - s.headSince <= this.#stallMs;
   }
 
@@ -459,7 +493,7 @@ export class WorkerPool {
         // A worker inside a provider's operation (it may hold a shared lock) finishes it first: µs.
         if (Atomics.compareExchange(s.state, 0, WORKER_IDLE, WORKER_DOOMED) !== WORKER_IDLE) continue;
         this.#log.warn({ actor: head.actor.id, worker: s.index, operation: head.op, overrunMs: now - head.deadline }, 'actor call overran its deadline; replacing its worker');
-        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`), head.actor);
+        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`), { overran: head.actor });
       } else if (s.outstanding.length > 1 && now - s.headSince > this.#stallMs) {
         this.#takeBack(s, 1);
       }
@@ -496,8 +530,12 @@ export class WorkerPool {
     else a.running.set(slot, n - 1);
   }
 
-  /** Replaces a worker; `overran`: the actor whose call overran there, charged for the new worker until it is ready. */
-  #replace(slot: Slot, reason: InvocationError, overran?: ActorEntry): void {
+  /**
+   * Replaces a worker. `overran`: the actor whose call overran there, charged for the new worker
+   * until it is ready. `recycle`: a planned replacement (not a failure): no backoff, not counted as a restart.
+   */
+  #replace(slot: Slot, reason: InvocationError, how: { overran?: ActorEntry; recycle?: boolean } = {}): void {
+    const { overran, recycle = false } = how;
     if (slot.dead || this.#closed) return;
     this.#uncharge(slot);
     // Calls that finished before the worker is stopped are answered.
@@ -507,13 +545,13 @@ export class WorkerPool {
     slot.dead = true;
     for (const rec of slot.outstanding) release(slot, rec);
     slot.outstanding = [];
-    this.#restarts++;
+    if (!recycle) this.#restarts++;
     for (const rec of started) this.#finish(rec, reason);
     for (const id of slot.loaded) this.#actors.get(id)?.slots.delete(slot);
     void slot.worker.terminate();
     slot.replies.close();
-    const delay = this.#crashBackoffMs;
-    this.#crashBackoffMs = Math.min(5000, Math.max(50, delay * 2));
+    const delay = recycle ? 0 : this.#crashBackoffMs;
+    if (!recycle) this.#crashBackoffMs = Math.min(5000, Math.max(50, delay * 2));
     const respawn = () => {
       if (this.#closed) return;
       const fresh = this.#spawn(slot.index);
@@ -525,8 +563,11 @@ export class WorkerPool {
     };
     if (reason.code === 'DEADLINE_EXCEEDED' || delay === 0) respawn();
     else setTimeout(respawn, delay).unref();
-    const now = Date.now();
-    for (const s of this.#slots) if (s !== slot) this.#pump(s, now);
+    this.#pumpAll(Date.now());
+  }
+
+  #pumpAll(now: number): void {
+    for (const s of this.#slots) if (!s.dead) this.#pump(s, now);
   }
 }
 
