@@ -107,6 +107,8 @@ export class Host {
     this.#pool = new WorkerPool({
       size: options.workers,
       logger: this.logger,
+      maxHostCallBytes: options.maxHostCallBytes,
+      maxResponseBytes: options.maxResponseBytes,
       hostCall: (actor, binding, ns, op, payload, deadline) => this.#hostCall(actor, binding, ns, op, payload, deadline),
       onLogs: (actor, lines) => this.#guestLogs(actor, lines),
       onFailure: (actor, _code, message) => this.#actors.get(actor)?.machine.send({ type: 'TRAP', error: message }),

@@ -37,6 +37,17 @@ export const hostOptionsSchema = z.object({
    * Together with `maxInstances` it bounds what actors can take: limit × instances × actors.
    */
   maxMemoryMiB: z.number().int().min(1).max(4096).default(DEFAULT_MAX_MEMORY_MIB),
+  /**
+   * Largest payload an actor may send in one host call, and reply it may get back (bytes).
+   * Checked in the actor's worker before the payload is copied out of its memory; past it the
+   * actor gets an error value. Default 2 MiB (a 1 MiB HTTP body and what goes with it).
+   */
+  maxHostCallBytes: z.number().int().min(1024).max(2 ** 30).default(2 * 1024 * 1024),
+  /**
+   * Largest response an actor may answer a call with (bytes). Checked in its worker; past it the
+   * call fails with PAYLOAD_TOO_LARGE (HTTP 502) and nothing is copied. Default 8 MiB.
+   */
+  maxResponseBytes: z.number().int().min(1024).max(2 ** 30).default(8 * 1024 * 1024),
   /** Deadline of one invocation (ms). Default 3000. */
   deadlineMs: z.number().int().min(1).max(3_600_000).default(3000),
   /** How long stopping an actor waits for its in-flight calls (ms). Default 5000. */

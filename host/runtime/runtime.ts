@@ -39,14 +39,40 @@ export type HostCallResult = { ok: Uint8Array } | { error: string };
 
 export type GuestLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
+/** Size caps a worker enforces on what crosses between a guest and the host. */
+export interface GuestLimits {
+  /** Largest host-call payload a guest may send (and reply it may get), bytes. */
+  hostCallBytes: number;
+  /** Largest response a guest may answer an invocation with, bytes. */
+  responseBytes: number;
+}
+
 /** What a worker hands a guest instance. */
 export interface GuestEnv {
   actor: string;
+  /** Size caps; a runtime checks them before it copies anything out of guest memory. */
+  limits: GuestLimits;
   /** Synchronous: blocks the worker (never the main thread) until the host answers or the deadline passes. */
   hostCall(binding: string, namespace: string, operation: string, payload: Uint8Array): HostCallResult;
   log(level: GuestLogLevel, message: string): void;
   /** Configuration values the actor was started with (components read them); absent when none were given. */
   config?: Readonly<Record<string, string>>;
+}
+
+/** A guest answered with more bytes than its response cap: nothing was copied, the instance stays usable. */
+export class ResponseTooLarge extends Error {
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`the actor's response is ${bytes} bytes, over the limit of ${limit} (maxResponseBytes)`);
+    this.name = 'ResponseTooLarge';
+  }
+}
+
+/** The error a guest sees for a host-call payload past its cap (the payload is neither copied nor sent). */
+export function hostCallTooLarge(bytes: number, limit: number): string {
+  return `host call refused: the payload is ${bytes} bytes, over the limit of ${limit} (maxHostCallBytes)`;
 }
 
 /** A guest's own error answer (waPC `__guest_error`): the instance stays usable. */

@@ -47,6 +47,10 @@ export interface WorkerLimits {
    * collects it, and a worker that is gone gives it all back.
    */
   retireAfterBytes: number;
+  /** Largest host-call payload, and host-call reply, bytes (host option `maxHostCallBytes`). */
+  hostCallBytes: number;
+  /** Largest response to an invocation, bytes (host option `maxResponseBytes`). */
+  responseBytes: number;
 }
 
 export const WORKER_IDLE = 0;
@@ -78,7 +82,7 @@ export type ToWorker = { t: 'batch'; items: WorkItem[] };
 
 export type GuestLogLine = [GuestLogLevel, string, number];
 
-export type CallErrorCode = 'TRAP' | 'GUEST_ERROR' | 'ACTOR_NOT_FOUND';
+export type CallErrorCode = 'TRAP' | 'GUEST_ERROR' | 'ACTOR_NOT_FOUND' | 'PAYLOAD_TOO_LARGE';
 
 export type FromWorker =
   | { t: 'ready' }

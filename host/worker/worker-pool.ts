@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { decode } from '../codec.ts';
 import { InvocationError } from '../errors.ts';
 import type { PreparedActor } from '../runtime/runtime.ts';
-import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkItem } from './protocol.ts';
+import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkerLimits, type WorkItem } from './protocol.ts';
 import { spawnSlot, writeHostReply, type WorkerSlot } from './slot.ts';
 
 type Slot = WorkerSlot<CallRec>;
@@ -46,10 +46,17 @@ export interface WorkerPoolOptions {
    * system. Default 64 MiB.
    */
   retireAfterBytes?: number;
+  /** Largest host-call payload an actor may send, and reply it may get, bytes. Default 2 MiB. */
+  maxHostCallBytes?: number;
+  /** Largest response an actor may answer a call with, bytes. Default 8 MiB. */
+  maxResponseBytes?: number;
 }
 
 /** See WorkerPoolOptions.retireAfterBytes. */
 export const DEFAULT_RETIRE_AFTER_BYTES = 64 * 1024 * 1024;
+/** See WorkerPoolOptions. */
+export const DEFAULT_MAX_HOST_CALL_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 export interface PoolActorOptions {
   maxInstances: number;
@@ -142,8 +149,15 @@ export class WorkerPool {
   #crashBackoffMs = 0;
   #flushScheduled = false;
 
+  readonly #limits: WorkerLimits;
+
   constructor(opts: WorkerPoolOptions) {
     this.#opts = opts;
+    this.#limits = {
+      retireAfterBytes: opts.retireAfterBytes ?? DEFAULT_RETIRE_AFTER_BYTES,
+      hostCallBytes: opts.maxHostCallBytes ?? DEFAULT_MAX_HOST_CALL_BYTES,
+      responseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    };
     this.#log = opts.logger;
     this.#depth = Math.max(1, Math.min(64, opts.pipelineDepth ?? 8));
     this.#stallMs = opts.stallMs ?? 20;
@@ -254,7 +268,7 @@ export class WorkerPool {
   }
 
   #spawn(index: number): Slot {
-    const slot = spawnSlot<CallRec>(index, { retireAfterBytes: this.#opts.retireAfterBytes ?? DEFAULT_RETIRE_AFTER_BYTES });
+    const slot = spawnSlot<CallRec>(index, this.#limits);
     const worker = slot.worker;
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
     worker.on('error', (err) => {
@@ -354,7 +368,13 @@ export class WorkerPool {
   }
 
   #hostReply(slot: Slot, reply: HostReply): void {
-    if (!slot.dead) writeHostReply(slot, reply);
+    if (slot.dead) return;
+    const limit = this.#limits.hostCallBytes;
+    // Past the cap it is not handed over (posting it would copy it on this thread).
+    if (reply.ok !== undefined && reply.ok.byteLength > limit) {
+      reply = { seq: reply.seq, error: `host call reply refused: it is ${reply.ok.byteLength} bytes, over the limit of ${limit} (maxHostCallBytes)` };
+    }
+    writeHostReply(slot, reply);
   }
 
   #finish(rec: CallRec, err?: Error, ok?: Uint8Array): void {
