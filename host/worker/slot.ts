@@ -3,12 +3,17 @@
  * the call-state ring and the worker-state cell (layouts in protocol.ts).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { WorkerRoute } from '../types.ts';
 import { ResultsReader, resultsBuffer } from './results-ring.ts';
 import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkerLimits, type WorkItem } from './protocol.ts';
 
 export interface WorkerSlot<Call> {
   index: number;
   worker: Worker;
+  /** The worker's threadId, kept: the Worker object reports -1 once the thread is gone. */
+  threadId: number;
+  /** Every worker route handed to this worker (providers' shared state it may have held a lock in). */
+  routesSeen: Set<WorkerRoute>;
   flag: Int32Array;
   replyBytes: Uint8Array;
   ring: Int32Array;
@@ -45,6 +50,8 @@ export function spawnSlot<Call>(index: number, limits: WorkerLimits): WorkerSlot
   return {
     index,
     worker,
+    threadId: worker.threadId,
+    routesSeen: new Set(),
     flag: new Int32Array(flagBuf, 0, 4),
     replyBytes: new Uint8Array(flagBuf, REPLY_HEADER_BYTES),
     ring: new Int32Array(ringBuf),

@@ -276,12 +276,33 @@ export class WorkerPool {
       this.#replace(slot, new InvocationError('TRAP', `actor worker crashed: ${err.message}`, { cause: err }));
     });
     worker.on('exit', (code) => {
+      // Whatever ended it, it may have held a lock in a provider's shared memory.
+      void this.#recoverRoutes(slot);
       if (!slot.dead && !this.#closed) {
         this.#log.error({ worker: index, code }, 'actor worker exited');
         this.#replace(slot, new InvocationError('TRAP', `actor worker exited with code ${code}`));
       }
     });
     return slot;
+  }
+
+  /**
+   * Lets each provider whose worker route this worker had recover what the thread may have left
+   * half-done: route modules may export `recoverThread(data, threadId)` (see WorkerRoute).
+   */
+  async #recoverRoutes(slot: Slot): Promise<void> {
+    for (const route of slot.routesSeen) {
+      try {
+        const mod = (await import(route.module)) as { recoverThread?: (data: unknown, threadId: number) => unknown };
+        const done = mod.recoverThread?.(route.data, slot.threadId);
+        if (done !== undefined && done !== 'not-held') {
+          this.#log.warn({ worker: slot.index, module: route.module, result: done }, 'a worker ended while it held a provider\'s shared lock; recovered it');
+        }
+      } catch (err) {
+        this.#log.error({ err, worker: slot.index, module: route.module }, 'could not recover a provider\'s shared state after its worker ended');
+      }
+    }
+    slot.routesSeen.clear();
   }
 
   #onMessage(slot: Slot, m: FromWorker): void {
@@ -444,6 +465,7 @@ export class WorkerPool {
   }
 
   #enqueue(slot: Slot, item: WorkItem): void {
+    if ((item.t === 'load' || item.t === 'routes') && item.routes) for (const r of Object.values(item.routes)) slot.routesSeen.add(r);
     slot.sendBuf.push(item);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
