@@ -121,6 +121,7 @@ export class Host {
     const host = new Host(parseHostOptions(options), deps);
     await host.#pool.ready();
     host.logger.info({ workers: options.workers, lattice: host.options.lattice }, 'host started');
+    if (host.options.workers === 1) host.logger.warn('one worker: an actor call that spins holds it, and every other actor waits, until its deadline (use 2 or more for fair share)');
     return host;
   }
 
