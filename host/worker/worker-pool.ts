@@ -572,9 +572,7 @@ export class WorkerPool {
     const a = this.#charged.get(slot);
     if (a === undefined) return;
     this.#charged.delete(slot);
-    const n = a.running.get(slot) ?? 0;
-    if (n <= 1) a.running.delete(slot);
-    else a.running.set(slot, n - 1);
+    leave(a, slot);
   }
 
   /**
@@ -618,11 +616,15 @@ export class WorkerPool {
   }
 }
 
-/** `rec` left `slot`'s outstanding calls: its actor's share in use shrinks when it was the last there. */
+/** `rec` left `slot`'s outstanding calls. */
 function release(slot: Slot, rec: CallRec): void {
-  const running = rec.actor.running;
-  const n = running.get(slot);
+  leave(rec.actor, slot);
+}
+
+/** One call (or charge) of `a` on `slot` is gone: its share in use shrinks when it was the last there. */
+function leave(a: ActorEntry, slot: Slot): void {
+  const n = a.running.get(slot);
   if (n === undefined) return;
-  if (n <= 1) running.delete(slot);
-  else running.set(slot, n - 1);
+  if (n <= 1) a.running.delete(slot);
+  else a.running.set(slot, n - 1);
 }
