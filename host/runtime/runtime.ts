@@ -75,6 +75,11 @@ export function hostCallTooLarge(bytes: number, limit: number): string {
   return `host call refused: the payload is ${bytes} bytes, over the limit of ${limit} (maxHostCallBytes)`;
 }
 
+/** The error a guest sees for a host-call reply past the same cap (it is not handed over). */
+export function hostReplyTooLarge(bytes: number, limit: number): string {
+  return `host call reply refused: it is ${bytes} bytes, over the limit of ${limit} (maxHostCallBytes)`;
+}
+
 /** A guest's own error answer (waPC `__guest_error`): the instance stays usable. */
 export class GuestError extends Error {
   constructor(message: string) {

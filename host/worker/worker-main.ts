@@ -5,7 +5,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ResultsWriter } from './results-ring.ts';
-import { GuestError, hostCallTooLarge, ResponseTooLarge, type GuestFactory, type GuestInstance, type GuestLimits, type HostCallResult } from '../runtime/runtime.ts';
+import { GuestError, hostCallTooLarge, hostReplyTooLarge, ResponseTooLarge, type GuestFactory, type GuestInstance, type GuestLimits, type HostCallResult } from '../runtime/runtime.ts';
 import { componentGuestFactory } from '../runtime/component-guest.ts';
 import { wapcGuestFactory } from '../runtime/wapc.ts';
 import { decode, encode } from '../codec.ts';
@@ -48,7 +48,7 @@ const HOST_CALL_BYTES = init.limits.hostCallBytes;
 /** A host call's reply as the guest gets it: past the cap, an error instead. */
 function capped(result: HostCallResult): HostCallResult {
   if ('ok' in result && result.ok.byteLength > HOST_CALL_BYTES) {
-    return { error: `host call reply refused: it is ${result.ok.byteLength} bytes, over the limit of ${HOST_CALL_BYTES} (maxHostCallBytes)` };
+    return { error: hostReplyTooLarge(result.ok.byteLength, HOST_CALL_BYTES) };
   }
   return result;
 }

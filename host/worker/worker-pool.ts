@@ -18,7 +18,7 @@
 import type { Logger } from 'pino';
 import { decode } from '../codec.ts';
 import { InvocationError } from '../errors.ts';
-import type { PreparedActor } from '../runtime/runtime.ts';
+import { hostReplyTooLarge, type PreparedActor } from '../runtime/runtime.ts';
 import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkerLimits, type WorkItem } from './protocol.ts';
 import { spawnSlot, writeHostReply, type WorkerSlot } from './slot.ts';
 
@@ -398,7 +398,7 @@ export class WorkerPool {
     const limit = this.#limits.hostCallBytes;
     // Past the cap it is not handed over (posting it would copy it on this thread).
     if (reply.ok !== undefined && reply.ok.byteLength > limit) {
-      reply = { seq: reply.seq, error: `host call reply refused: it is ${reply.ok.byteLength} bytes, over the limit of ${limit} (maxHostCallBytes)` };
+      reply = { seq: reply.seq, error: hostReplyTooLarge(reply.ok.byteLength, limit) };
     }
     writeHostReply(slot, reply);
   }
