@@ -6,14 +6,15 @@ import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
 import { builtinProviders, HttpServerProvider, KeyValueProvider, LoggingProvider, natsBackend } from '../capabilities/index.ts';
-import { createImagePuller, registerKubeletCommand, registerPushCommand } from '../kube/index.ts';
+import { createImagePuller, parseImageReference, registerKubeletCommand, registerPushCommand } from '../kube/index.ts';
 import { registerLatticeCommands } from './cli/lattice-commands.ts';
 import { registerCtlCommands } from './lattice/ctl-commands.ts';
 import { HTTP_SERVER, KEY_VALUE, LOGGING } from './contracts.ts';
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { registerClaimsCommands } from './cli/claims-commands.ts';
+import { registerLatticeAdminCommands } from './cli/lattice-admin-commands.ts';
+import { loadActorRef } from './cli/actor-refs.ts';
 import { isWasmletError } from './errors.ts';
 import { loadManifest } from './manifest.ts';
 import { runPlan } from './run-plan.ts';
@@ -66,6 +67,7 @@ program
 
 const io = { stdout: (s: string) => void process.stdout.write(s), stderr: (s: string) => void process.stderr.write(s) };
 registerClaimsCommands(program, io);
+registerLatticeAdminCommands(program, io);
 registerPushCommand(program, io);
 registerKubeletCommand(program, { ...io, env: process.env });
 
@@ -81,9 +83,10 @@ registerLatticeCommands(program, { ...io, env: process.env, untilStopped }, {
     logging: { contract: LOGGING, make: () => new LoggingProvider() },
   },
   manifestProviders: (nc) => ({ ...builtinProviders, [KEY_VALUE]: (o) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) }),
-  // A path on this machine, or an OCI reference (pulled if not cached).
-  load: async (ref) => (ref.startsWith('/') || ref.startsWith('.') || ref.endsWith('.wasm') ? readFile(ref) : (await puller.pull(ref, { policy: 'IfNotPresent' })).bytes),
+  load: (ref, policy) => loadActorRef(ref, policy, { registryOf: (r) => parseImageReference(r).registry, pull: async (r) => (await puller.pull(r, { policy: 'IfNotPresent' })).bytes }),
+  version: pkg.version,
 });
+
 registerActorCommands(program, io, process.env.WASMLET_KEYS_DIR ? { keysDir: process.env.WASMLET_KEYS_DIR } : {});
 
 try {

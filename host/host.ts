@@ -3,6 +3,12 @@
  * routes invocations: actor → provider (host calls, checked against claims and links at call
  * time) and provider → actor. Local-first: targets on this host are called directly; anything
  * else goes over the bus.
+ *
+ * Claims hold everywhere: a link is refused when the actor's claims (its own, or the ones the
+ * lattice recorded, `ClaimsSource`) do not name its contract; a link is applied to a provider on
+ * this host only once the actor's claims are known and name it; a provider calls an actor only
+ * when the actor claims the provider's contract; and a call from another host to a provider here
+ * is served only for an actor that claims the contract and is linked to it.
  */
 import { EventEmitter } from 'node:events';
 import { createActor, type Actor } from 'xstate';
@@ -10,6 +16,7 @@ import type { Logger } from 'pino';
 import { actorMachine } from './actor-machine.ts';
 import { actorTarget, InProcessBus, providerTarget, type Bus, type BusInvocation, type BusSubscription } from './bus.ts';
 import { verifyActor } from './claims/claims.ts';
+import { MemoryClaimsSource, type ClaimsSource } from './claims-source.ts';
 import { generateKeyPair } from './claims/keys.ts';
 import { canonicalContract, normalizeLinkName } from './contracts.ts';
 import { ActorLoadError, InvocationError, WasmletError } from './errors.ts';
@@ -31,6 +38,8 @@ export interface HostDeps {
   bus?: Bus;
   links?: LinkStore;
   logs?: LogStore;
+  /** Where claims of actors on other hosts are learned, and this host's are recorded. Default: in memory. */
+  claims?: ClaimsSource;
   runtimes?: ActorRuntime[];
 }
 
@@ -83,11 +92,15 @@ export class Host {
   readonly bus: Bus;
   readonly links: LinkStore;
   readonly logs: LogStore;
+  readonly claims: ClaimsSource;
   readonly #runtimes: ActorRuntime[];
   readonly #pool: WorkerPool;
   readonly #actors = new Map<string, ActorEntry>();
   readonly #providers = new Map<string, ProviderEntry>();
   readonly #unsubscribeLinks: () => void;
+  readonly #unsubscribeClaims: () => void;
+  /** Links for local providers that wait for their actor's claims to be known, by link key. */
+  readonly #awaitingClaims = new Map<string, LinkDefinition>();
   #stopped = false;
 
   private constructor(options: HostOptions, deps: HostDeps) {
@@ -97,6 +110,7 @@ export class Host {
     this.bus = deps.bus ?? new InProcessBus();
     this.links = deps.links ?? new MemoryLinkStore();
     this.logs = deps.logs ?? new MemoryLogStore();
+    this.claims = deps.claims ?? new MemoryClaimsSource();
     this.#runtimes = deps.runtimes ?? [wapcRuntime, componentRuntime];
     this.#pool = new WorkerPool({
       size: options.workers,
@@ -106,6 +120,7 @@ export class Host {
       onFailure: (actor, _code, message) => this.#actors.get(actor)?.machine.send({ type: 'TRAP', error: message }),
     });
     this.#unsubscribeLinks = this.links.subscribe((e) => this.#onLinkEvent(e));
+    this.#unsubscribeClaims = this.claims.subscribe((c) => this.#onClaims(c.sub));
   }
 
   /** Starts a host: validates options and starts its workers. */
@@ -129,6 +144,8 @@ export class Host {
       const id = verified.subject;
       if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
       const prepared = await prepareActor(this.#runtimes, bytes);
+      // Recorded before the actor serves, so that any member can check links and calls against them.
+      await this.claims.record(verified.token, verified.claims).catch((err: unknown) => this.logger.warn({ err: (err as Error).message, actor: id }, 'could not record the actor\'s claims for other members'));
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
       const entry: ActorEntry = {
@@ -147,6 +164,7 @@ export class Host {
       this.#syncRoutes(id);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
+      this.#onClaims(id);
       this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
       entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, 'actor started');
       return this.#info(entry);
@@ -207,7 +225,11 @@ export class Host {
       hostId: this.id,
       logger: this.logger.child({ provider: provider.name, linkName }),
       logs: this.logs,
-      invokeActor: (actor, op, msg, o) => this.invokeActor(actor, op, msg, { deadlineMs: o?.deadlineMs, origin: `${contract}/${linkName}` }),
+      invokeActor: (actor, op, msg, o) => {
+        const refused = this.#notClaimed(actor, contract);
+        if (refused) return Promise.reject(refused);
+        return this.invokeActor(actor, op, msg, { deadlineMs: o?.deadlineMs, origin: `${contract}/${linkName}` });
+      },
     };
     const machine = createProviderActor(provider, ctx);
     const entry: ProviderEntry = { provider, linkName, machine };
@@ -241,9 +263,9 @@ export class Host {
    */
   async putLink(input: { actor: string; contract: string; linkName?: string; provider?: string; values?: Record<string, unknown> }): Promise<LinkDefinition> {
     const link = normalizeLink(input);
-    const actor = this.#actors.get(link.actor);
-    if (actor && !actor.caps.has(link.contract)) {
-      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; its claims allow: ${[...actor.caps].join(', ') || 'nothing'}`);
+    const claims = this.claimsOf(link.actor);
+    if (claims && !claimedContracts(claims).has(link.contract)) {
+      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; its claims allow: ${[...claimedContracts(claims)].join(', ') || 'nothing'}`);
     }
     const local = this.#providers.get(providerKey(link.contract, link.linkName));
     if (local) await this.#applyPut(local, link);
@@ -271,6 +293,17 @@ export class Host {
 
   async #applyPut(local: ProviderEntry, link: LinkDefinition): Promise<void> {
     const key = linkKeyOf(link);
+    const claims = this.claimsOf(link.actor);
+    if (!claims) {
+      // Applied once the actor's claims are known (it starts here, or its host records them).
+      this.#awaitingClaims.set(key, link);
+      this.logger.info({ actor: link.actor, contract: link.contract, linkName: link.linkName }, "link waits for the actor's claims before its provider applies it");
+      return;
+    }
+    this.#awaitingClaims.delete(key);
+    if (!claimedContracts(claims).has(link.contract)) {
+      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; the ${local.provider.name} provider does not apply the link`);
+    }
     const sig = JSON.stringify([link.values, link.provider ?? null]);
     if (this.#applied.get(key) === sig) return;
     await local.provider.putLink(link);
@@ -279,6 +312,7 @@ export class Host {
 
   async #applyDelete(local: ProviderEntry, link: LinkDefinition): Promise<void> {
     const key = linkKeyOf(link);
+    this.#awaitingClaims.delete(key);
     if (!this.#applied.has(key)) return;
     this.#applied.delete(key);
     await local.provider.deleteLink(link);
@@ -356,9 +390,46 @@ export class Host {
     return this.bus.request({ origin: actor, target: providerTarget(contract, linkName), operation, msg: payload, deadline, actor, linkName });
   }
 
+  /** A call from another host to a provider here: served only for an actor that claims the contract and is linked to it. */
   #serveProviderCall(entry: ProviderEntry, inv: BusInvocation): Promise<Uint8Array> {
     if (!inv.actor) return Promise.reject(new InvocationError('BAD_PAYLOAD', 'provider call without a calling actor'));
+    const contract = canonicalContract(entry.provider.contract);
+    const refused = this.#notClaimed(inv.actor, contract);
+    if (refused) return Promise.reject(refused);
+    if (!this.links.get(inv.actor, contract, entry.linkName)) {
+      return Promise.reject(new InvocationError('NOT_LINKED', `actor ${inv.actor} has no link to ${contract} (link name ${entry.linkName})`));
+    }
     return entry.provider.handle({ actor: inv.actor, linkName: entry.linkName, operation: inv.operation, msg: inv.msg });
+  }
+
+  /** The claims of `actor`: its own when it runs here, else what the claims source knows. */
+  claimsOf(actor: string): ActorClaims | undefined {
+    return this.#actors.get(actor)?.claims ?? this.claims.get(actor);
+  }
+
+  /** An error when `actor` does not (or is not known to) claim `contract`; undefined when it does. */
+  #notClaimed(actor: string, contract: string): InvocationError | undefined {
+    const claims = this.claimsOf(actor);
+    if (!claims) return new InvocationError('NOT_CLAIMED', `the claims of actor ${actor} are not known on this host; it cannot be called for ${contract}`);
+    if (!claimedContracts(claims).has(contract)) return new InvocationError('NOT_CLAIMED', `actor ${actor} does not claim ${contract}`);
+    return undefined;
+  }
+
+  /** Claims of `actor` became known: links that waited for them are applied now. */
+  #onClaims(actor: string): void {
+    if (this.#stopped || this.#awaitingClaims.size === 0) return;
+    for (const [key, link] of [...this.#awaitingClaims]) {
+      if (link.actor !== actor) continue;
+      const local = this.#providers.get(providerKey(link.contract, link.linkName));
+      if (!local) {
+        this.#awaitingClaims.delete(key);
+        continue;
+      }
+      this.#applyPut(local, link).then(
+        () => this.#syncRoutes(actor),
+        (err) => this.logger.error({ err, actor, contract: link.contract }, 'provider refused link'),
+      );
+    }
   }
 
   #guestLogs(actor: string, lines: GuestLogLine[]): void {
@@ -405,9 +476,15 @@ export class Host {
     }
     this.#providers.clear();
     this.#unsubscribeLinks();
+    this.#unsubscribeClaims();
     await this.#pool.close();
     this.logger.info('host stopped');
   }
+}
+
+/** The contracts a set of claims names, in canonical form. */
+function claimedContracts(claims: ActorClaims): Set<string> {
+  return new Set((claims.wascap?.caps ?? []).map(canonicalContract));
 }
 
 function linkKeyOf(l: LinkDefinition): string {

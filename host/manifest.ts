@@ -9,7 +9,7 @@
  *
  * Both parse into one `HostPlan`; paths are resolved against the manifest's folder.
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from './fs-util.ts';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -160,12 +160,15 @@ function withImpliedProviders(declared: PlannedProvider[], links: PlannedLink[])
   return out;
 }
 
+/** A manifest larger than this (1 MiB) is refused before it is parsed. */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
+
 export async function loadManifest(path: string): Promise<HostPlan> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = new TextDecoder().decode(await readRegularFile(path, { maxBytes: MAX_MANIFEST_BYTES, what: 'manifest' }));
   } catch (err) {
-    throw new ManifestError(`cannot read manifest ${path}: ${(err as Error).message}`, { cause: err });
+    throw new ManifestError((err as Error).message, { cause: err });
   }
   return parseManifest(text, dirname(resolve(path)));
 }

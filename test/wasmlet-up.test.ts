@@ -91,4 +91,18 @@ bindings:
     assert.equal(await p.exited, 1);
     assert.match(p.output(), /cannot read actor .*nope\.wasm/);
   });
+
+  it('refuses devices and other files that are not regular files, at once and without reading them: no hang, no memory blow-up', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
+    const manifest = join(dir, 'zero.yaml');
+    await writeFile(manifest, `actors:\n  - /dev/zero\n`);
+    const t0 = Date.now();
+    const p = run(['up', manifest]);
+    assert.equal(await p.exited, 1);
+    assert.match(p.output(), /cannot load actor \/dev\/zero: actor file \/dev\/zero is not a regular file/);
+    const q = run(['up', '/dev/zero']);
+    assert.equal(await q.exited, 1);
+    assert.match(q.output(), /manifest \/dev\/zero is not a regular file/);
+    assert.ok(Date.now() - t0 < 20_000, `refused in ${Date.now() - t0} ms`);
+  });
 });
