@@ -4,7 +4,7 @@ export { parseHostOptions, hostOptionsSchema, parseWith, describeIssues, parseAc
 export { InProcessBus, actorTarget, providerTarget, type Bus, type BusInvocation, type BusHandler, type BusSubscription, type BusTarget } from './bus.ts';
 export { MemoryLinkStore, normalizeLink, linkKey, type LinkStore, type LinkEvent } from './links.ts';
 export { MemoryLogStore, parseLogStoreOptions, type LogStoreOptions } from './log-store.ts';
-export { HTTP_SERVER, KEY_VALUE, LOGGING, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
+export { HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING, EXTRAS, HTTP_CLIENT, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
 export { encode, decode, asBytes, DecodeError } from './codec.ts';
 export { Writer as MsgpackWriter, sizeBin, sizeHeader, sizeNum, sizeStr } from './msgpack-writer.ts';
 export * from './errors.ts';

@@ -76,11 +76,11 @@ bindings:
 
   it('fails clearly for a contract it has no provider for', async () => {
     dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
-    const manifest = join(dir, 'messaging.yaml');
-    await writeFile(manifest, `actors: []\ncapabilities:\n  - path: ./libnats_provider.so\nbindings:\n  - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2\n    capability: wascc:messaging\n`);
+    const manifest = join(dir, 'blobstore.yaml');
+    await writeFile(manifest, `actors: []\ncapabilities:\n  - path: ./libwascc_fs.so\nbindings:\n  - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2\n    capability: wascc:blobstore\n`);
     const p = run(['up', manifest]);
     assert.equal(await p.exited, 1);
-    assert.match(p.output(), /no provider for contract wascc:messaging \(native provider .*libnats_provider\.so cannot be loaded by wasmlet\); wasmlet has built-in providers for: wasmlet:httpserver, wasmlet:keyvalue, wasmlet:logging/);
+    assert.match(p.output(), /no provider for contract wascc:blobstore \(native provider .*libwascc_fs\.so cannot be loaded by wasmlet\); wasmlet has built-in providers for: wasmlet:httpserver, wasmlet:keyvalue, wasmlet:logging, .*wasmlet:httpclient/);
   });
 
   it('refuses an actor file that does not exist, naming it', async () => {
