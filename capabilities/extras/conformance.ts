@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { decode, encode } from '../../host/index.ts';
 import { isOperationError } from '../errors.ts';
 import type { ProviderHarness } from '../harness.ts';
+import { rejectsWith } from '../keyvalue/conformance.ts';
 import { readExtrasReply, type ExtrasOperation } from './codec.ts';
 
 const ACTOR_A = 'MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2';
@@ -31,14 +32,7 @@ export const EXTRAS_REQUESTS = {
   },
 };
 
-export async function rejectsBadRequest(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isOperationError(e), `expected an OperationError, got ${String(e)}`);
-    assert.equal(e.code, 'BAD_REQUEST', e.message);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
+const rejectsBadRequest = (p: Promise<unknown>, pattern: RegExp) => rejectsWith(p, 'BAD_REQUEST', pattern);
 
 export function runExtrasConformance(name: string, open: () => Promise<ProviderHarness>): void {
   const withHarness = (fn: (h: ProviderHarness, ask: (actor: string, op: ExtrasOperation, msg: Uint8Array) => Promise<string | number>) => Promise<void>) => async () => {

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { decode, encode } from '../../host/index.ts';
 import { isOperationError } from '../errors.ts';
 import type { ProviderHarness } from '../harness.ts';
+import { rejectsWith } from '../keyvalue/conformance.ts';
 
 const ACTOR = 'MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2';
 
@@ -74,14 +75,6 @@ function route(req: IncomingMessage, res: ServerResponse, base: () => string): v
   }
 }
 
-async function rejectsCode(p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isOperationError(e), `expected an OperationError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 export function runHttpClientConformance(name: string, open: () => Promise<ProviderHarness>): void {
   describe(`HTTP client conformance: ${name}`, () => {
@@ -114,14 +107,14 @@ export function runHttpClientConformance(name: string, open: () => Promise<Provi
 
     test('nothing is reachable until ALLOWED_HOSTS names it; the request never leaves', withHarness(() => ({}), async (h) => {
       const before = requests.length;
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/echo`)), 'BAD_REQUEST', /no host is allowed for this link: set ALLOWED_HOSTS/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/echo`)), 'BAD_REQUEST', /no host is allowed for this link: set ALLOWED_HOSTS/);
       assert.equal(requests.length, before);
     }));
 
     test('hosts outside ALLOWED_HOSTS are refused (another host, another port, a wildcard that does not match)', withHarness(() => ({ ALLOWED_HOSTS: 'localhost:1, *.example.com, 10.0.0.1' }), async (h) => {
       const before = requests.length;
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/echo`)), 'BAD_REQUEST', /host 127\.0\.0\.1:\d+ is not in this link's ALLOWED_HOSTS/);
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base.replace('127.0.0.1', 'localhost')}/echo`)), 'BAD_REQUEST', /not in this link's ALLOWED_HOSTS/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/echo`)), 'BAD_REQUEST', /host 127\.0\.0\.1:\d+ is not in this link's ALLOWED_HOSTS/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base.replace('127.0.0.1', 'localhost')}/echo`)), 'BAD_REQUEST', /not in this link's ALLOWED_HOSTS/);
       assert.equal(requests.length, before);
     }));
 
@@ -158,21 +151,21 @@ export function runHttpClientConformance(name: string, open: () => Promise<Provi
       assert.equal(res.statusCode, 200);
       assert.equal((JSON.parse(Buffer.from(res.body).toString()) as { method: string }).method, 'GET');
       const before = requests.length;
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/redirect?to=${encodeURIComponent('http://localhost:9/x')}`)), 'BAD_REQUEST', /host localhost:9 is not in this link's ALLOWED_HOSTS/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/redirect?to=${encodeURIComponent('http://localhost:9/x')}`)), 'BAD_REQUEST', /host localhost:9 is not in this link's ALLOWED_HOSTS/);
       assert.equal(requests.length, before + 1, 'the disallowed hop was never requested');
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/loop`)), 'BACKEND_ERROR', /more than \d+ redirects/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/loop`)), 'BACKEND_ERROR', /more than \d+ redirects/);
     }));
 
     test('a response larger than the cap is cut off, streamed or declared', withHarness(() => ({ ...loopback(), MAX_RESPONSE_BYTES: '100000' }), async (h, call) => {
       const ok = await call(performRequest(`${base}/big?n=100000`));
       assert.equal(ok.body.byteLength, 100000);
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/big?n=100001`)), 'BACKEND_ERROR', /larger than 100000 bytes/);
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/big?n=50000000`)), 'BACKEND_ERROR', /larger than 100000 bytes/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/big?n=100001`)), 'BACKEND_ERROR', /larger than 100000 bytes/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/big?n=50000000`)), 'BACKEND_ERROR', /larger than 100000 bytes/);
     }));
 
     test('a slow server meets the deadline', withHarness(() => ({ ...loopback(), TIMEOUT_MS: '200' }), async (h) => {
       const t0 = Date.now();
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/slow?ms=5000`)), 'BACKEND_ERROR', /timed out after 200 ms/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/slow?ms=5000`)), 'BACKEND_ERROR', /timed out after 200 ms/);
       assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
     }));
 
@@ -181,12 +174,12 @@ export function runHttpClientConformance(name: string, open: () => Promise<Provi
       await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
       const port = (closed.address() as AddressInfo).port;
       await new Promise((r) => closed.close(r));
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`http://127.0.0.1:${port}/`)), 'BACKEND_ERROR', /ECONNREFUSED/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`http://127.0.0.1:${port}/`)), 'BACKEND_ERROR', /ECONNREFUSED/);
     }));
 
     test('bad requests are refused before anything is sent', withHarness(loopback, async (h) => {
       const before = requests.length;
-      const bad = (msg: Uint8Array, pattern: RegExp) => rejectsCode(h.call(ACTOR, 'PerformRequest', msg), 'BAD_REQUEST', pattern);
+      const bad = (msg: Uint8Array, pattern: RegExp) => rejectsWith(h.call(ACTOR, 'PerformRequest', msg), 'BAD_REQUEST', pattern);
       await bad(performRequest('/relative'), /absolute http:\/\/ or https:\/\/ URL/);
       await bad(performRequest('file:///etc/passwd'), /only http:\/\/ and https:\/\/ URLs/);
       await bad(performRequest(`${base.replace('http://', 'http://u:p@')}/echo`), /credentials in the URL/);
@@ -213,7 +206,7 @@ export function runHttpClientConformance(name: string, open: () => Promise<Provi
     test('a deleted link stops the actor\'s requests', withHarness(loopback, async (h, call) => {
       assert.equal((await call(performRequest(`${base}/status`))).statusCode, 200);
       await h.deleteLink(ACTOR);
-      await rejectsCode(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/status`)), 'NOT_LINKED', /no HTTP client link/);
+      await rejectsWith(h.call(ACTOR, 'PerformRequest', performRequest(`${base}/status`)), 'NOT_LINKED', /no HTTP client link/);
     }));
   });
 }
