@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { createActor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { actorMachine } from './actor-machine.ts';
+import { ActorCalls, callAliasOf, isActorNamespace, type ActorDirectory } from './actor-calls.ts';
 import { actorTarget, InProcessBus, providerTarget, type Bus, type BusInvocation, type BusSubscription } from './bus.ts';
 import { verifyActor } from './claims/claims.ts';
 import { generateKeyPair } from './claims/keys.ts';
@@ -32,6 +33,8 @@ export interface HostDeps {
   links?: LinkStore;
   logs?: LogStore;
   runtimes?: ActorRuntime[];
+  /** Where actor-to-actor calls find targets that are not on this host, or named by call alias (default: none). */
+  actors?: ActorDirectory;
 }
 
 export type HostEventType = 'actor_started' | 'actor_stopped' | 'actor_start_failed' | 'provider_started' | 'provider_stopped' | 'link_put' | 'link_deleted';
@@ -88,6 +91,7 @@ export class Host {
   readonly #actors = new Map<string, ActorEntry>();
   readonly #providers = new Map<string, ProviderEntry>();
   readonly #unsubscribeLinks: () => void;
+  readonly #actorCalls: ActorCalls;
   #stopped = false;
 
   private constructor(options: HostOptions, deps: HostDeps) {
@@ -106,6 +110,15 @@ export class Host {
       onFailure: (actor, _code, message) => this.#actors.get(actor)?.machine.send({ type: 'TRAP', error: message }),
     });
     this.#unsubscribeLinks = this.links.subscribe((e) => this.#onLinkEvent(e));
+    this.#actorCalls = new ActorCalls({
+      bus: this.bus,
+      ...(deps.actors ? { directory: deps.actors } : {}),
+      local: {
+        claims: (id) => this.#actors.get(id)?.claims,
+        byAlias: (alias) => [...this.#actors.values()].find((e) => callAliasOf(e.claims) === alias)?.id,
+        invoke: (id, op, msg, deadlineMs) => this.#pool.invoke(id, op, msg, deadlineMs),
+      },
+    });
   }
 
   /** Starts a host: validates options and starts its workers. */
@@ -341,6 +354,7 @@ export class Host {
   async #hostCall(actor: string, binding: string, namespace: string, operation: string, payload: Uint8Array, deadline: number): Promise<Uint8Array> {
     const entry = this.#actors.get(actor);
     if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running`);
+    if (isActorNamespace(namespace)) return this.#actorCalls.call(entry, namespace, operation, payload, deadline);
     const contract = canonicalContract(namespace);
     const linkName = normalizeLinkName(binding);
     if (!entry.caps.has(contract)) {

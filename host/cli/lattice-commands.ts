@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { NatsConnection } from 'nats';
 import pino, { type Logger } from 'pino';
 import { generateKeyPair, isPublicKey, seedKind } from '../claims/keys.ts';
+import { claimsDirectory } from '../actor-calls.ts';
 import { Host } from '../host.ts';
 import { connectNats } from '../lattice/connection.ts';
 import { ControlServer } from '../lattice/control.ts';
@@ -117,8 +118,8 @@ export function registerLatticeCommands(program: Command, io: LatticeCliIo, deps
       ...(flags.deadlineMs ? { deadlineMs: flags.deadlineMs } : {}),
     };
     const host = flags.manifest
-      ? await runPlan(await loadManifest(flags.manifest), { logger: j.logger, providers: deps.manifestProviders(j.nc), hostOverrides: overrides, deps: { bus: j.bus, links: j.links } })
-      : await Host.start(overrides, { logger: j.logger, bus: j.bus, links: j.links });
+      ? await runPlan(await loadManifest(flags.manifest), { logger: j.logger, providers: deps.manifestProviders(j.nc), hostOverrides: overrides, deps: { bus: j.bus, links: j.links, actors: claimsDirectory(j.claims) } })
+      : await Host.start(overrides, { logger: j.logger, bus: j.bus, links: j.links, actors: claimsDirectory(j.claims) });
     await serveUntilStopped(j, host, io, deps, flags, 'host');
   });
 

@@ -3,7 +3,7 @@
  * exercise the same claims path as real actors.
  */
 import wabtInit from 'wabt';
-import { encode, generateKeyPair, signActor } from '../../host/index.ts';
+import { appendCustomSection, computeModuleHash, encode, encodeJwt, generateKeyPair, signActor, stripCustomSections } from '../../host/index.ts';
 
 let wabtPromise: ReturnType<typeof wabtInit> | undefined;
 
@@ -150,4 +150,21 @@ ${WAPC_IMPORTS}  (memory (export "memory") 4)
 export async function toolboxActor(options: { name?: string; caps?: string[]; account?: string } = {}): Promise<SignedTestActor> {
   const bytes = await compileWat(toolboxWat());
   return signTestActor(bytes, { name: options.name ?? 'toolbox', caps: options.caps ?? ['wascc:keyvalue', 'wascc:http_server'], ...(options.account ? { account: options.account } : {}) });
+}
+
+/**
+ * Signs like `signTestActor`, with extra `wascap` fields (e.g. `call_alias`, which the signing
+ * API does not write): the claims are built here and signed with the test account.
+ */
+export function signTestActorWith(bytes: Uint8Array, options: { name: string; caps: string[]; wascap: Record<string, unknown> }): SignedTestActor {
+  const stripped = stripCustomSections(bytes, ['jwt', 'wasmcloud_jwt']);
+  const sub = generateKeyPair('module').publicKey;
+  const claims = {
+    jti: `test-${sub.slice(1, 12)}`,
+    iat: Math.floor(Date.now() / 1000),
+    iss: testAccount.publicKey,
+    sub,
+    wascap: { name: options.name, hash: computeModuleHash(stripped), tags: [], caps: options.caps, prov: false, ...options.wascap },
+  };
+  return { bytes: appendCustomSection(stripped, 'jwt', encodeJwt(claims, testAccount.seed)), id: sub };
 }
