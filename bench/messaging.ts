@@ -13,7 +13,9 @@
  * Publishers keep at most `window` messages in flight (published, not yet handled), so no path
  * drops messages; each path runs `duration` seconds after a warm-up, and the rounds alternate.
  *
- * Usage: node --import tsx bench/messaging.ts [--duration 5] [--rounds 3] [--window 256] [--workers 2]
+ * Latency is reported twice: under that load (queueing included) and one message at a time.
+ *
+ * Usage: node --import tsx bench/messaging.ts [--duration 5] [--rounds 3] [--window 256] [--latency 2] [--workers 2]
  */
 import { connect, type NatsConnection } from 'nats';
 import pino from 'pino';
@@ -31,19 +33,28 @@ export interface MessagingBenchOptions {
   rounds: number;
   /** Messages in flight at most (published, not yet handled). */
   window: number;
+  /** Seconds of one-at-a-time publishing for the unloaded latency. */
+  latencySec: number;
   workers: number;
 }
 
 export interface PathResult {
   name: string;
+  /** Throughput, with `window` messages in flight. */
   perSec: number;
+  /** Latency under that load (queueing included). */
   p50Ms: number;
   p99Ms: number;
+  /** Latency of one message at a time (no queue). */
+  idleP50Ms: number;
+  idleP99Ms: number;
 }
 
 /** Latency samples (ms) and a count, with a window that paces the publisher. */
 class Meter {
   samples: number[] = [];
+  /** Messages published and handled, over every run of this path. */
+  sent = 0;
   done = 0;
   #waiting: (() => void) | undefined;
   recording = false;
@@ -59,9 +70,9 @@ class Meter {
     }
   }
 
-  /** Resolves once fewer than `window` of `sent` are unhandled. */
-  room(sent: number, window: number): Promise<void> | undefined {
-    if (sent - this.done < window) return undefined;
+  /** Resolves once fewer than `window` published messages are unhandled. */
+  room(window: number): Promise<void> | undefined {
+    if (this.sent - this.done < window) return undefined;
     return new Promise((r) => (this.#waiting = r));
   }
 }
@@ -76,19 +87,18 @@ function stampOf(body: Uint8Array): number {
   return new DataView(body.buffer, body.byteOffset, 8).getFloat64(0);
 }
 
-/** Publishes for warm-up + duration; measures the duration part. */
-async function drive(meter: Meter, publish: () => void, o: MessagingBenchOptions, flush?: () => Promise<void>): Promise<{ perSec: number; samples: number[] }> {
-  let sent = 0;
+/** Publishes for warm-up + duration with at most `window` in flight; measures the duration part. */
+async function drive(meter: Meter, publish: () => void, o: { warmupSec: number; durationSec: number; window: number }, flush?: () => Promise<void>): Promise<{ perSec: number; samples: number[] }> {
   const runFor = async (ms: number) => {
     const end = performance.now() + ms;
     while (performance.now() < end) {
-      const wait = meter.room(sent, o.window);
+      const wait = meter.room(o.window);
       if (wait) await wait;
       publish();
-      sent++;
-      if (flush && sent % 64 === 0) await flush();
+      meter.sent++;
+      if (flush && meter.sent % 64 === 0) await flush();
       // Let deliveries run: one publish per microtask burst would starve them.
-      if (sent % 256 === 0) await new Promise((r) => setImmediate(r));
+      if (meter.sent % 256 === 0) await new Promise((r) => setImmediate(r));
     }
   };
   await runFor(o.warmupSec * 1000);
@@ -101,7 +111,7 @@ async function drive(meter: Meter, publish: () => void, o: MessagingBenchOptions
   meter.recording = false;
   const handled = meter.done - done0;
   // Let what is still in flight finish before the next path.
-  while (meter.done < sent) await new Promise((r) => setTimeout(r, 5));
+  while (meter.done < meter.sent) await new Promise((r) => setTimeout(r, 5));
   return { perSec: (handled / elapsed) * 1000, samples: meter.samples };
 }
 
@@ -118,10 +128,12 @@ class TimedMessaging extends MessagingProvider {
   }
 }
 
+type Drive = (o: { warmupSec: number; durationSec: number; window: number }) => Promise<{ perSec: number; samples: number[] }>;
+
 interface Paths {
-  baseline(): Promise<{ perSec: number; samples: number[] }>;
-  inProcess(): Promise<{ perSec: number; samples: number[] }>;
-  overNats(): Promise<{ perSec: number; samples: number[] }>;
+  baseline: Drive;
+  inProcess: Drive;
+  overNats: Drive;
   close(): Promise<void>;
 }
 
@@ -154,9 +166,9 @@ async function setUp(o: MessagingBenchOptions, nats: NatsServer): Promise<Paths>
   await new Promise((r) => setTimeout(r, 200));
 
   return {
-    baseline: () => drive(baseMeter, () => pubConn.publish(`${SUBJECT}.bare`, stamp()), o),
-    inProcess: () => drive(local.meter, () => broker.publish(`${SUBJECT}.local`, stamp()), o),
-    overNats: () => drive(remote.meter, () => pubConn.publish(`${SUBJECT}.nats`, stamp()), o),
+    baseline: (d) => drive(baseMeter, () => pubConn.publish(`${SUBJECT}.bare`, stamp()), d),
+    inProcess: (d) => drive(local.meter, () => broker.publish(`${SUBJECT}.local`, stamp()), d),
+    overNats: (d) => drive(remote.meter, () => pubConn.publish(`${SUBJECT}.nats`, stamp()), d),
     async close() {
       await host.stop();
       await subConn.close();
@@ -178,9 +190,10 @@ export async function run(o: MessagingBenchOptions): Promise<MessagingBench> {
     for (let r = 0; r < o.rounds; r++) {
       const round = {} as MessagingBench['rounds'][number];
       for (const key of ['baseline', 'inProcess', 'overNats'] as const) {
-        const { perSec, samples } = await paths[key]();
+        const { perSec, samples } = await paths[key](o);
         samples.sort((x, y) => x - y);
-        round[key] = { name: key, perSec, p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99) };
+        const idle = (await paths[key]({ warmupSec: 0.2, durationSec: o.latencySec, window: 1 })).samples.sort((x, y) => x - y);
+        round[key] = { name: key, perSec, p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99), idleP50Ms: percentile(idle, 50), idleP99Ms: percentile(idle, 99) };
       }
       out.rounds.push(round);
     }
@@ -193,26 +206,30 @@ export async function run(o: MessagingBenchOptions): Promise<MessagingBench> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+function ms(b: MessagingBench, key: 'baseline' | 'inProcess' | 'overNats', field: 'p50Ms' | 'p99Ms' | 'idleP50Ms' | 'idleP99Ms'): string {
+  return median(b.rounds.map((r) => r[key][field])).toFixed(2);
+}
+
 export function report(b: MessagingBench): string {
   const rows: Array<[string, 'baseline' | 'inProcess' | 'overNats']> = [
     ['bare `nats` subscriber + key-value add (baseline)', 'baseline'],
     ['in-process broker → waPC subscriber actor (key-value Add)', 'inProcess'],
     ['NATS → messaging provider → waPC subscriber actor', 'overNats'],
   ];
-  const lines = ['| path | messages/s | ratio to baseline (range) | p50 ms | p99 ms |', '|---|---:|---:|---:|---:|'];
+  const lines = ['| path | messages/s | ratio to baseline (range) | p50 / p99 ms, loaded | p50 / p99 ms, one at a time |', '|---|---:|---:|---:|---:|'];
   for (const [label, key] of rows) {
     const ratios = b.rounds.map((r) => r[key].perSec / r.baseline.perSec);
     const perSec = median(b.rounds.map((r) => r[key].perSec));
     lines.push(
-      `| ${label} | ${Math.round(perSec)} | ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) | ${median(b.rounds.map((r) => r[key].p50Ms)).toFixed(2)} | ${median(b.rounds.map((r) => r[key].p99Ms)).toFixed(2)} |`,
+      `| ${label} | ${Math.round(perSec)} | ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) | ${ms(b, key, 'p50Ms')} / ${ms(b, key, 'p99Ms')} | ${ms(b, key, 'idleP50Ms')} / ${ms(b, key, 'idleP99Ms')} |`,
     );
   }
-  return `${lines.join('\n')}\n(median of ${b.rounds.length} rounds; latency = publish → the actor's answer, with up to the window's messages queued)`;
+  return `${lines.join('\n')}\n(median of ${b.rounds.length} rounds; latency = publish → the actor's answer; loaded: up to the window's messages in flight)`;
 }
 
 export function messagingOptionsFromArgs(argv: string[]): MessagingBenchOptions {
   const flag = (name: string, dflt: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : dflt);
-  return { durationSec: flag('--duration', 5), warmupSec: flag('--warmup', 1), rounds: flag('--rounds', 3), window: flag('--window', 256), workers: flag('--workers', 2) };
+  return { durationSec: flag('--duration', 5), warmupSec: flag('--warmup', 1), rounds: flag('--rounds', 3), window: flag('--window', 256), latencySec: flag('--latency', 2), workers: flag('--workers', 2) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
