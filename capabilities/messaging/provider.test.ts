@@ -106,8 +106,9 @@ test('deliveryConcurrency 1 keeps messages in order', async () => {
   }
 });
 
-test('a failed delivery is logged and the next one still arrives', async () => {
-  const h = await directHarness(new MessagingProvider());
+test('a failed delivery is logged and counted, and the next one still arrives', async () => {
+  const provider = new MessagingProvider();
+  const h = await directHarness(provider);
   let n = 0;
   h.respond(() => {
     if (n++ === 0) throw new Error('trap');
@@ -119,6 +120,7 @@ test('a failed delivery is logged and the next one still arrives', async () => {
     await h.call(A, 'Publish', publishPayload('x', 'a'));
     await h.call(A, 'Publish', publishPayload('x', 'b'));
     await waitFor(() => h.invocations.length === 2, 'both');
+    await waitFor(() => provider.linkStats(B)!.failed === 1, 'the failure counted');
   } finally {
     await h.close();
   }

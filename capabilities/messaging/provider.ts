@@ -71,6 +71,7 @@ class MessagingLink {
   #running = 0;
   dropped = 0;
   delivered = 0;
+  failed = 0;
   closed = false;
 
   constructor(
@@ -192,9 +193,9 @@ export class MessagingProvider implements CapabilityProvider {
   }
 
   /** Delivery counts of a link, for diagnostics; undefined when not linked. */
-  linkStats(actor: string, linkName?: string): { delivered: number; dropped: number; broker: string } | undefined {
+  linkStats(actor: string, linkName?: string): { delivered: number; dropped: number; failed: number; broker: string } | undefined {
     const l = this.#links.get(`${actor}\n${normalizeLinkName(linkName)}`);
-    return l && { delivered: l.delivered, dropped: l.dropped, broker: l.broker.describe };
+    return l && { delivered: l.delivered, dropped: l.dropped, failed: l.failed, broker: l.broker.describe };
   }
 
   /** Invokes `DeliverMessage` on the link's actor; failures are logged. Never rejects. */
@@ -204,7 +205,10 @@ export class MessagingProvider implements CapabilityProvider {
     try {
       await ctx.invokeActor(link.actor, OP_DELIVER_MESSAGE, encodeDelivery(m), this.options.deliveryDeadlineMs ? { deadlineMs: this.options.deliveryDeadlineMs } : undefined);
     } catch (err) {
-      this.logger.warn({ actor: link.actor, linkName: link.linkName, subject: m.subject, err: (err as Error).message, code: (err as { code?: string }).code }, 'messaging: delivery failed');
+      // The first failure of a run, then one line per thousand: an actor that is gone must not flood the log.
+      if (link.failed++ % DROP_LOG_EVERY === 0) {
+        this.logger.warn({ actor: link.actor, linkName: link.linkName, subject: m.subject, err: (err as Error).message, code: (err as { code?: string }).code, failed: link.failed }, 'messaging: delivery failed');
+      }
     }
   }
 
