@@ -10,6 +10,8 @@ import type { ActorClaims } from './types.ts';
 export interface ClaimsSource {
   /** The verified claims of `actor` (a module key), when known. */
   get(actor: string): ActorClaims | undefined;
+  /** Every claims set known. */
+  list(): ActorClaims[];
   /** Records the claims of an actor this host started (`token`: its verified JWT). */
   record(token: string, claims: ActorClaims): Promise<void>;
   /** Calls `listener` with claims learned later; returns an unsubscribe function. */
@@ -22,6 +24,10 @@ export class MemoryClaimsSource implements ClaimsSource {
 
   get(actor: string): ActorClaims | undefined {
     return this.#claims.get(actor);
+  }
+
+  list(): ActorClaims[] {
+    return [...this.#claims.values()];
   }
 
   async record(_token: string, claims: ActorClaims): Promise<void> {

@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
-import { builtinProviders, HttpServerProvider, KeyValueProvider, LoggingProvider, natsBackend } from '../capabilities/index.ts';
+import { builtinProviders, ExtrasProvider, HttpClientProvider, HttpServerProvider, KeyValueProvider, LoggingProvider, MessagingProvider, natsBackend } from '../capabilities/index.ts';
 import { createImagePuller, parseImageReference, registerKubeletCommand, registerPushCommand } from '../kube/index.ts';
 import { registerLatticeCommands } from './cli/lattice-commands.ts';
 import { registerCtlCommands } from './lattice/ctl-commands.ts';
-import { HTTP_SERVER, KEY_VALUE, LOGGING } from './contracts.ts';
+import { EXTRAS, HTTP_CLIENT, HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING } from './contracts.ts';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { registerClaimsCommands } from './cli/claims-commands.ts';
@@ -81,6 +81,9 @@ registerLatticeCommands(program, { ...io, env: process.env, untilStopped }, {
     'http-server': { contract: HTTP_SERVER, make: (o) => new HttpServerProvider(o) },
     keyvalue: { contract: KEY_VALUE, make: (o, _l, nc) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) },
     logging: { contract: LOGGING, make: () => new LoggingProvider() },
+    messaging: { contract: MESSAGING, make: (o) => new MessagingProvider(o) },
+    httpclient: { contract: HTTP_CLIENT, make: (o) => new HttpClientProvider(o) },
+    extras: { contract: EXTRAS, make: () => new ExtrasProvider() },
   },
   manifestProviders: (nc) => ({ ...builtinProviders, [KEY_VALUE]: (o) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) }),
   load: (ref, policy) => loadActorRef(ref, policy, { registryOf: (r) => parseImageReference(r).registry, pull: async (r) => (await puller.pull(r, { policy: 'IfNotPresent' })).bytes }),

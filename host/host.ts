@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import { createActor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { actorMachine } from './actor-machine.ts';
+import { ActorCalls, callAliasOf, claimsDirectory, isActorNamespace, type ActorDirectory } from './actor-calls.ts';
 import { actorTarget, InProcessBus, providerTarget, type Bus, type BusInvocation, type BusSubscription } from './bus.ts';
 import { verifyActor } from './claims/claims.ts';
 import { MemoryClaimsSource, type ClaimsSource } from './claims-source.ts';
@@ -41,6 +42,8 @@ export interface HostDeps {
   /** Where claims of actors on other hosts are learned, and this host's are recorded. Default: in memory. */
   claims?: ClaimsSource;
   runtimes?: ActorRuntime[];
+  /** Where actor-to-actor calls find targets that are not on this host, or named by call alias (default: the claims source). */
+  actors?: ActorDirectory;
 }
 
 export type HostEventType = 'actor_started' | 'actor_stopped' | 'actor_start_failed' | 'provider_started' | 'provider_stopped' | 'link_put' | 'link_deleted';
@@ -101,6 +104,7 @@ export class Host {
   readonly #unsubscribeClaims: () => void;
   /** Links for local providers that wait for their actor's claims to be known, by link key. */
   readonly #awaitingClaims = new Map<string, LinkDefinition>();
+  readonly #actorCalls: ActorCalls;
   #stopped = false;
 
   private constructor(options: HostOptions, deps: HostDeps) {
@@ -121,6 +125,15 @@ export class Host {
     });
     this.#unsubscribeLinks = this.links.subscribe((e) => this.#onLinkEvent(e));
     this.#unsubscribeClaims = this.claims.subscribe((c) => this.#onClaims(c.sub));
+    this.#actorCalls = new ActorCalls({
+      bus: this.bus,
+      directory: deps.actors ?? claimsDirectory(this.claims),
+      local: {
+        claims: (id) => this.#actors.get(id)?.claims,
+        byAlias: (alias) => [...this.#actors.values()].find((e) => callAliasOf(e.claims) === alias)?.id,
+        invoke: (id, op, msg, deadlineMs) => this.#pool.invoke(id, op, msg, deadlineMs),
+      },
+    });
   }
 
   /** Starts a host: validates options and starts its workers. */
@@ -375,6 +388,7 @@ export class Host {
   async #hostCall(actor: string, binding: string, namespace: string, operation: string, payload: Uint8Array, deadline: number): Promise<Uint8Array> {
     const entry = this.#actors.get(actor);
     if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running`);
+    if (isActorNamespace(namespace)) return this.#actorCalls.call(entry, namespace, operation, payload, deadline);
     const contract = canonicalContract(namespace);
     const linkName = normalizeLinkName(binding);
     if (!entry.caps.has(contract)) {

@@ -1,10 +1,11 @@
 /** The host part: load and run signed actors, links, routing, the bus. */
 export { Host, type ActorInfo, type HostDeps, type HostEvent, type HostEventType } from './host.ts';
 export { parseHostOptions, hostOptionsSchema, parseWith, describeIssues, parseActorStartOptions, type HostOptions, type HostOptionsInput, type ActorStartOptions, type ActorStartOptionsInput } from './options.ts';
+export { ActorCalls, claimsDirectory, callAliasOf, isActorNamespace, type ActorDirectory } from './actor-calls.ts';
 export { InProcessBus, actorTarget, providerTarget, type Bus, type BusInvocation, type BusHandler, type BusSubscription, type BusTarget } from './bus.ts';
 export { MemoryLinkStore, normalizeLink, linkKey, type LinkStore, type LinkEvent } from './links.ts';
 export { MemoryLogStore, parseLogStoreOptions, type LogStoreOptions } from './log-store.ts';
-export { HTTP_SERVER, KEY_VALUE, LOGGING, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
+export { HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING, EXTRAS, HTTP_CLIENT, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
 export { encode, decode, asBytes, DecodeError } from './codec.ts';
 export { Writer as MsgpackWriter, sizeBin, sizeHeader, sizeNum, sizeStr } from './msgpack-writer.ts';
 export * from './errors.ts';

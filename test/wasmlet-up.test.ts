@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { freePort } from './helpers/redis-server.ts';
 import { until } from './helpers/wait.ts';
+import { publisherActor, subscriberActor } from './helpers/wascc-actors.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = fileURLToPath(new URL('../../shared/fixtures/wascc/', import.meta.url));
@@ -74,13 +75,48 @@ bindings:
     assert.match(p.output(), /host stopped/);
   });
 
+  it('runs a waSCC manifest that binds wascc:messaging and wascc:extras: HTTP → publisher → subscriber → request answered', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
+    const port = await freePort();
+    const [publisher, subscriber] = [await publisherActor(), await subscriberActor({ caps: ['wascc:messaging', 'wascc:keyvalue', 'wascc:extras'] })];
+    await writeFile(join(dir, 'publisher.wasm'), publisher.bytes);
+    await writeFile(join(dir, 'subscriber.wasm'), subscriber.bytes);
+    const manifest = join(dir, 'messaging.yaml');
+    await writeFile(
+      manifest,
+      `actors:
+  - ${join(dir, 'publisher.wasm')}
+  - ${join(dir, 'subscriber.wasm')}
+capabilities:
+  - path: ./examples/.assets/libwascc_httpsrv.so
+  - path: ./examples/.assets/libnats_provider.so
+bindings:
+  - { actor: "${publisher.id}", capability: "wascc:http_server", values: { PORT: ${port}, ADDRESS: 127.0.0.1 } }
+  - { actor: "${publisher.id}", capability: "wascc:messaging" }
+  - { actor: "${subscriber.id}", capability: "wascc:messaging", values: { SUBSCRIPTION: "demo.echo" } }
+  - { actor: "${subscriber.id}", capability: "wascc:keyvalue" }
+  - { actor: "${subscriber.id}", capability: "wascc:extras" }
+`,
+    );
+    const p = run(['up', manifest, '--log-level', 'warn']);
+    try {
+      await until(() => p.output().includes('wasmlet is up'), 'wasmlet is up', 30_000);
+      const res = await fetch(`http://127.0.0.1:${port}/hello/messaging?request=1`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), '/hello/messaging');
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+  });
+
   it('fails clearly for a contract it has no provider for', async () => {
     dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
-    const manifest = join(dir, 'messaging.yaml');
-    await writeFile(manifest, `actors: []\ncapabilities:\n  - path: ./libnats_provider.so\nbindings:\n  - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2\n    capability: wascc:messaging\n`);
+    const manifest = join(dir, 'blobstore.yaml');
+    await writeFile(manifest, `actors: []\ncapabilities:\n  - path: ./libwascc_fs.so\nbindings:\n  - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2\n    capability: wascc:blobstore\n`);
     const p = run(['up', manifest]);
     assert.equal(await p.exited, 1);
-    assert.match(p.output(), /no provider for contract wascc:messaging \(native provider .*libnats_provider\.so cannot be loaded by wasmlet\); wasmlet has built-in providers for: wasmlet:httpserver, wasmlet:keyvalue, wasmlet:logging/);
+    assert.match(p.output(), /no provider for contract wascc:blobstore \(native provider .*libwascc_fs\.so cannot be loaded by wasmlet\); wasmlet has built-in providers for: wasmlet:httpserver, wasmlet:keyvalue, wasmlet:logging, .*wasmlet:httpclient/);
   });
 
   it('refuses an actor file that does not exist, naming it', async () => {
