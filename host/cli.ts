@@ -55,7 +55,7 @@ program
       ...(opts.maxInstances ? { maxInstances: opts.maxInstances } : {}),
     };
     const host = await runPlan(plan, { logger, providers: builtinProviders, hostOverrides: overrides });
-    const actors = host.actors().map((a) => `${a.name} (${a.id})`);
+    const actors = host.actors().map((a) => (a.id === a.module ? `${a.name} (${a.id})` : `${a.name} instance ${a.id} (${a.module})`));
     logger.info({ manifest, format: plan.format, actors, links: host.links.list().length }, 'wasmlet is up');
     // Whatever the log level, say plainly that the host is serving (scripts wait for this line).
     process.stderr.write(`wasmlet is up: ${actors.length} actor(s), ${host.links.list().length} link(s); Ctrl-C to stop\n`);
