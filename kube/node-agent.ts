@@ -8,7 +8,6 @@ import { mkdir } from 'node:fs/promises';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Host } from '../host/index.ts';
-import type { ActorOwners } from './actor-container.ts';
 import { KubeletAuthenticator } from './auth.ts';
 import { every, jittered, sleep } from './backoff.ts';
 import { EventRecorder } from './events.ts';
@@ -52,7 +51,6 @@ export class NodeAgent {
   readonly #log: Logger;
   readonly #abort = new AbortController();
   readonly #pods = new Map<string, PodController>();
-  readonly #owners: ActorOwners = new Map();
   readonly #registration: NodeRegistration;
   readonly #lease: NodeLease;
   readonly #statuses: PodStatusWriter;
@@ -110,7 +108,7 @@ export class NodeAgent {
       name: c.ref.name,
       uid: c.ref.uid,
       state: c.state,
-      actors: [...this.#owners].filter(([, o]) => o.uid === c.ref.uid).map(([id]) => id),
+      actors: c.actors,
     }));
   }
 
@@ -240,7 +238,6 @@ export class NodeAgent {
       events: this.#events,
       statuses: this.#statuses,
       traps: this.#traps,
-      owners: this.#owners,
       modules: this.#modules,
       placement: { nodeName: this.options.nodeName, nodeAddress: this.options.address },
       logger: this.#log,

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { Host } from '../host/index.ts';
 import { parseCapabilityAnnotations, type LinkSpec } from './annotations.ts';
-import { startActorContainer, stopActorContainer, withinGrace, type ActorOwners, type RunningActor } from './actor-container.ts';
+import { instanceId, startActorContainer, stopActorContainer, withinGrace, type RunningActor } from './actor-container.ts';
 import { jittered, sleep } from './backoff.ts';
 import { apiConfigSource, resolveEnv, type ConfigSource, type PodPlacement } from './env.ts';
 import { isPodError, podSpecError, PodError } from './errors.ts';
@@ -35,7 +35,6 @@ export interface PodControllerDeps {
   events: EventRecorder;
   statuses: PodStatusWriter;
   traps: TrapMonitor;
-  owners: ActorOwners;
   modules: ModuleCache;
   placement: PodPlacement;
   logger: Logger;
@@ -49,7 +48,7 @@ interface ContainerRuntime {
   image?: { bytes: Uint8Array; imageID: string; module: WebAssembly.Module | undefined; wasi: boolean };
   actor?: RunningActor;
   wasi?: { abort: AbortController; done: Promise<void> };
-  /** Where its log lines are (actor id, or a per-pod id for WASI programs). */
+  /** Where its log lines are (the actor instance id, or a per-run id for WASI programs). */
   logId?: string;
 }
 
@@ -163,6 +162,11 @@ export class PodController {
     if (this.#actor.getSnapshot().status === 'active') this.#actor.send(event);
   }
 
+  /** The actor instances of this pod that run now. */
+  get actors(): string[] {
+    return [...this.#containers.values()].flatMap((rt) => (rt.actor ? [rt.actor.id] : []));
+  }
+
   logTarget(container: string): LogTarget | undefined {
     const rt = this.#containers.get(container);
     if (!rt) return undefined;
@@ -271,13 +275,14 @@ export class PodController {
         }
         const env = await resolveEnv(this.pod, rt.spec, source, this.#d.placement);
         const links = planLinks(this.#links, rt.spec, env);
-        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, owners: this.#d.owners, pod: { uid: this.ref.uid, key: `${this.ref.namespace}/${this.ref.name}` } });
+        const instance = instanceId(this.ref.namespace, this.ref.name, name);
+        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, instance });
         rt.actor = actor;
         rt.logId = actor.id;
         started.push(rt);
         this.#d.traps.watch(actor.id, (traps) => void this.#actorCrashed(rt, actor, traps));
         this.#emit({ type: 'CONTAINER_STARTED', name, containerID: `wasmlet://${actor.id}` });
-        this.#event('Normal', 'Started', `Started container ${name}: actor ${actor.id} (${actor.name}) with ${actor.links.length} link(s)`, rt);
+        this.#event('Normal', 'Started', `Started container ${name}: actor ${actor.module} (${actor.name}) as instance ${actor.id} with ${actor.links.length} link(s)`, rt);
       }
     } catch (err) {
       await Promise.all(started.map((rt) => this.#stopContainer(rt)));
@@ -302,11 +307,7 @@ export class PodController {
     if (actor) {
       rt.actor = undefined;
       this.#d.traps.unwatch(actor.id);
-      await stopActorContainer(this.#d.host, actor, drainMs)
-        .catch((err: unknown) => this.#log.warn({ err, actor: actor.id }, 'actor did not stop cleanly'))
-        .finally(() => {
-          if (this.#d.owners.get(actor.id)?.uid === this.ref.uid) this.#d.owners.delete(actor.id);
-        });
+      await stopActorContainer(this.#d.host, actor, drainMs).catch((err: unknown) => this.#log.warn({ err, actor: actor.id }, 'actor did not stop cleanly'));
     }
     const wasi = rt.wasi;
     if (wasi) {

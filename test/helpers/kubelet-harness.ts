@@ -92,6 +92,11 @@ export async function startKubeletHarness(opts: { agent?: Partial<NodeAgentOptio
   return h;
 }
 
+/** The host instance id of a pod's actor container. */
+export function instanceOf(pod: string, container = 'app', namespace = 'default'): string {
+  return `${namespace}/${pod}/${container}`;
+}
+
 /** A pod bound to the test node, tolerating its taints. */
 export function podManifest(name: string, spec: Partial<NonNullable<V1Pod['spec']>> & { annotations?: Record<string, string>; labels?: Record<string, string>; namespace?: string } = {}): Record<string, unknown> {
   const { annotations, labels, namespace, ...rest } = spec;
