@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Host } from '../host/index.ts';
+import { isWasmletError, type Host } from '../host/index.ts';
 import { KubeletAuthenticator } from './auth.ts';
 import { every, jittered, sleep } from './backoff.ts';
 import { EventRecorder } from './events.ts';
@@ -20,6 +20,7 @@ import { NodeRegistration } from './node.ts';
 import { parseNodeAgentOptions, type NodeAgentOptions, type NodeAgentOptionsInput } from './options.ts';
 import { PodController, type PodControllerDeps } from './pod-controller.ts';
 import type { PodStateValue } from './pod-machine.ts';
+import { checkBindable, formatAddress, nodeAddressForAll, parsePodCidr, PodIpAllocator, type PodAddresses } from './pod-ips.ts';
 import { PodWatcher } from './pod-watcher.ts';
 import { PodStatusWriter } from './status-writer.ts';
 import { selfSignedServingCertificate } from './tls.ts';
@@ -58,6 +59,7 @@ export class NodeAgent {
   readonly #traps: TrapMonitor;
   readonly #modules = new ModuleCache();
   readonly #loops: Promise<void>[] = [];
+  #addresses: PodAddresses;
   #watcher: PodWatcher | undefined;
   #server: KubeletServer | undefined;
   #stopped = false;
@@ -71,6 +73,7 @@ export class NodeAgent {
     this.#lease = new NodeLease(this.clients, options.nodeName, options.leaseDurationSeconds, () => this.#registration.uid);
     this.#statuses = new PodStatusWriter(this.clients, { concurrency: options.apiConcurrency, retryMs: options.podStatusRetryMs, logger: this.#log });
     this.#events = new EventRecorder(this.clients, { nodeName: options.nodeName, concurrency: options.apiConcurrency, logger: this.#log });
+    this.#addresses = nodeAddressForAll(options.address);
     this.#traps = new TrapMonitor(deps.host, { crashTraps: options.crashTraps, crashWindowMs: options.crashWindowMs, pollMs: options.trapPollMs });
   }
 
@@ -123,9 +126,25 @@ export class NodeAgent {
     await this.#events.settled();
   }
 
+  /** The pod CIDR pods get their addresses from (none: they share the node's). */
+  get podCidr(): string | undefined {
+    return this.#addresses.cidr;
+  }
+
+  /** Pods get addresses from `cidr` from now on (checked to be bindable here first). */
+  async #usePodCidr(cidr: string, from: string): Promise<void> {
+    if (this.#addresses.cidr === cidr) return;
+    const range = parsePodCidr(cidr);
+    const allocator = new PodIpAllocator(range, [this.options.address]);
+    await checkBindable(formatAddress(range.family, range.first), cidr);
+    this.#addresses = allocator;
+    this.#log.info({ podCidr: cidr, from }, 'pods get addresses of their own');
+  }
+
   async #start(): Promise<void> {
     const o = this.options;
     await mkdir(o.dataDir, { recursive: true });
+    if (o.podCidr) await this.#usePodCidr(o.podCidr, '--pod-cidr');
     const tls = o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : await selfSignedServingCertificate(o.nodeName, [o.address, o.hostname, o.nodeName, 'localhost']);
     this.#server = await KubeletServer.start({
       port: o.port,
@@ -141,10 +160,13 @@ export class NodeAgent {
     const signal = this.#abort.signal;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#registration.register(this.#nodeStatus(true));
+        const node = await this.#registration.register(this.#nodeStatus(true));
         await this.#lease.renew();
+        // Without --pod-cidr, the range the cluster gave the Node (spec.podCIDR), if any.
+        if (!o.podCidr && node.spec?.podCIDR) await this.#usePodCidr(node.spec.podCIDR, 'spec.podCIDR');
         break;
       } catch (err) {
+        if (isWasmletError(err) && err.code.startsWith('POD_CIDR')) throw err; // a setup error: retrying will not help
         const delay = jittered(attempt, o.apiBackoff);
         this.#log.warn({ err: apiErrorText(err), retryInMs: delay }, 'node registration failed: retrying');
         if (!(await sleep(delay, signal))) throw new Error('node agent stopped before the node was registered');
@@ -240,6 +262,7 @@ export class NodeAgent {
       traps: this.#traps,
       modules: this.#modules,
       placement: { nodeName: this.options.nodeName, nodeAddress: this.options.address },
+      addresses: this.#addresses,
       logger: this.#log,
       signal: this.#abort.signal,
     };

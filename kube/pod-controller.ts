@@ -14,6 +14,7 @@ import { instanceId, startActorContainer, stopActorContainer, withinGrace, type 
 import { jittered, sleep } from './backoff.ts';
 import { apiConfigSource, resolveEnv, type ConfigSource, type PodPlacement } from './env.ts';
 import { isPodError, podSpecError, PodError } from './errors.ts';
+import { HostPortForwarder } from './host-ports.ts';
 import type { EventRecorder } from './events.ts';
 import { pullCredentials, pullPolicyOf, type ImagePuller } from './image-puller.ts';
 import { apiErrorText, apiStatus, type KubeClients } from './kube-client.ts';
@@ -21,6 +22,7 @@ import { planLinks } from './link-plan.ts';
 import type { ModuleCache } from './module-cache.ts';
 import type { NodeAgentOptions } from './options.ts';
 import { podMachine, type ContainerExit, type PodContext, type PodEvent, type PodStateValue, type RestartPolicy, type StopCause } from './pod-machine.ts';
+import type { PodAddresses } from './pod-ips.ts';
 import { PodStatusBuilder } from './pod-status.ts';
 import type { PodRef, PodStatusWriter } from './status-writer.ts';
 import type { TrapMonitor } from './trap-monitor.ts';
@@ -37,6 +39,8 @@ export interface PodControllerDeps {
   traps: TrapMonitor;
   modules: ModuleCache;
   placement: PodPlacement;
+  /** Where each pod's IP comes from. */
+  addresses: PodAddresses;
   logger: Logger;
   /** Aborted when the agent stops (ends retries of the final delete). */
   signal: AbortSignal;
@@ -47,6 +51,8 @@ interface ContainerRuntime {
   init: boolean;
   image?: { bytes: Uint8Array; imageID: string; module: WebAssembly.Module | undefined; wasi: boolean };
   actor?: RunningActor;
+  /** Its hostPort forwarders, while it runs. */
+  hostPorts?: HostPortForwarder[];
   wasi?: { abort: AbortController; done: Promise<void> };
   /** Where its log lines are (the actor instance id, or a per-run id for WASI programs). */
   logId?: string;
@@ -79,6 +85,7 @@ export class PodController {
   #lastStatus = '';
   #lastPhase: string | undefined;
   #lastState: PodStateValue = 'registered';
+  #podIP: string | undefined;
 
   constructor(pod: V1Pod, deps: PodControllerDeps, opts: { adopt?: 'Succeeded' | 'Failed'; reject?: { reason: string; message: string } } = {}) {
     this.pod = pod;
@@ -212,11 +219,41 @@ export class PodController {
   }
 
   #volumesOnce(source: ConfigSource): Promise<Map<string, string>> {
-    this.#volumes ??= prepareVolumes(this.pod, this.#podDir(), source, this.#d.placement, { allowHostPath: this.#d.options.allowHostPath, logger: this.#log }).catch((err: unknown) => {
+    this.#volumes ??= prepareVolumes(this.pod, this.#podDir(), source, this.#placement(), { allowHostPath: this.#d.options.allowHostPath, logger: this.#log }).catch((err: unknown) => {
       this.#volumes = undefined;
       throw err;
     });
     return this.#volumes;
+  }
+
+  /** What env and the downward API see: the node, and this pod's own address (given it at first use). */
+  #placement(): PodPlacement {
+    if (this.#podIP === undefined) {
+      try {
+        this.#podIP = this.#d.addresses.allocate(this.ref.uid, this.pod.status?.podIP);
+      } catch (err) {
+        throw new PodError('START_FAILED', `no address for the pod: ${(err as Error).message}`, { reason: 'FailedCreatePodSandBox', fatal: false, cause: err });
+      }
+    }
+    return { ...this.#d.placement, podIP: this.#podIP };
+  }
+
+  /** Forwards each hostPort of the container to podIP:containerPort (unless that is the same address). */
+  async #openHostPorts(rt: ContainerRuntime, podIP: string): Promise<HostPortForwarder[]> {
+    const hostIP = this.#d.placement.nodeAddress;
+    const open: HostPortForwarder[] = [];
+    try {
+      for (const p of rt.spec.ports ?? []) {
+        if (!p.hostPort || (p.protocol ?? 'TCP') !== 'TCP' || (hostIP === podIP && p.hostPort === p.containerPort)) continue;
+        if (p.hostIP && p.hostIP !== hostIP && p.hostIP !== '0.0.0.0') throw podSpecError(`container ${rt.spec.name}: hostIP ${p.hostIP} is not this node's address (${hostIP})`, rt.spec.name);
+        open.push(await HostPortForwarder.open({ hostIP, hostPort: p.hostPort, podIP, containerPort: p.containerPort }, this.#log));
+      }
+      return open;
+    } catch (err) {
+      await Promise.all(open.map((f) => f.close()));
+      if (isPodError(err)) throw err;
+      throw new PodError('START_FAILED', `container ${rt.spec.name}: ${(err as Error).message}`, { reason: 'RunContainerError', fatal: false, container: rt.spec.name, cause: err });
+    }
   }
 
   #podDir(): string {
@@ -225,7 +262,7 @@ export class PodController {
 
   /** Starts a WASI program; `exit` resolves when it ended (after the machine heard of it). */
   async #launchWasi(rt: ContainerRuntime, source: ConfigSource, signal?: AbortSignal): Promise<{ exit: Promise<ContainerExit> }> {
-    const env = await resolveEnv(this.pod, rt.spec, source, this.#d.placement);
+    const env = await resolveEnv(this.pod, rt.spec, source, this.#placement());
     const preopens = await preopensFor(rt.spec, await this.#volumesOnce(source));
     const abort = new AbortController();
     signal?.addEventListener('abort', () => abort.abort(), { once: true });
@@ -273,13 +310,15 @@ export class PodController {
           started.push(rt);
           continue;
         }
-        const env = await resolveEnv(this.pod, rt.spec, source, this.#d.placement);
-        const links = planLinks(this.#links, rt.spec, env);
+        const placement = this.#placement();
+        const env = await resolveEnv(this.pod, rt.spec, source, placement);
+        const links = planLinks(this.#links, rt.spec, env, placement.podIP!);
         const instance = instanceId(this.ref.namespace, this.ref.name, name);
         const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, instance });
         rt.actor = actor;
         rt.logId = actor.id;
         started.push(rt);
+        rt.hostPorts = await this.#openHostPorts(rt, placement.podIP!);
         this.#d.traps.watch(actor.id, (traps) => void this.#actorCrashed(rt, actor, traps));
         this.#emit({ type: 'CONTAINER_STARTED', name, containerID: `wasmlet://${actor.id}` });
         this.#event('Normal', 'Started', `Started container ${name}: actor ${actor.module} (${actor.name}) as instance ${actor.id} with ${actor.links.length} link(s)`, rt);
@@ -303,6 +342,9 @@ export class PodController {
   }
 
   async #stopContainer(rt: ContainerRuntime, drainMs?: number): Promise<void> {
+    const forwarders = rt.hostPorts;
+    rt.hostPorts = undefined;
+    await Promise.all((forwarders ?? []).map((f) => f.close()));
     const actor = rt.actor;
     if (actor) {
       rt.actor = undefined;
@@ -342,6 +384,7 @@ export class PodController {
       }
     }
     this.#d.statuses.forget(this.ref.uid);
+    this.#d.addresses.release(this.ref.uid);
     await rm(this.#podDir(), { recursive: true, force: true }).catch(() => {});
     if (cause !== 'shutdown') for (const rt of this.#containers.values()) if (rt.logId) this.#d.host.logs.close(rt.logId, { forget: true });
     return cause;
@@ -353,8 +396,10 @@ export class PodController {
     const previous = this.#lastState;
     this.#lastState = state;
     if (state !== previous) this.#stateEvents(state);
+    // A finished pod keeps its IP in its status but no longer holds it.
+    if (state === 'completed' || state === 'error' || state === 'failed') this.#d.addresses.release(this.ref.uid);
     if (!this.#publish || state === 'terminated' || context.stopCause === 'shutdown' || context.stopCause === 'removed') return;
-    const body = this.#builder.build({ state, context, nodeAddress: this.#d.placement.nodeAddress, startTimeMs: this.#startTimeMs, ...(this.#lastPhase ? { previousPhase: this.#lastPhase } : {}) });
+    const body = this.#builder.build({ state, context, nodeAddress: this.#d.placement.nodeAddress, ...(this.#podIP ? { podIP: this.#podIP } : {}), startTimeMs: this.#startTimeMs, ...(this.#lastPhase ? { previousPhase: this.#lastPhase } : {}) });
     const text = JSON.stringify(body);
     if (text === this.#lastStatus) return;
     this.#lastStatus = text;
