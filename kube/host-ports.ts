@@ -6,7 +6,9 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { V1Container } from '@kubernetes/client-node';
 import { WasmletError } from '../host/index.ts';
+import { isPodError, podSpecError, PodError } from './errors.ts';
 
 export interface HostPortMapping {
   hostIP: string;
@@ -66,5 +68,22 @@ export class HostPortForwarder {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();
     await closed;
+  }
+}
+
+/** Forwards each TCP hostPort of a container to podIP:containerPort (unless that is the same address and port). */
+export async function openHostPorts(container: V1Container, hostIP: string, podIP: string, logger: Logger): Promise<HostPortForwarder[]> {
+  const open: HostPortForwarder[] = [];
+  try {
+    for (const p of container.ports ?? []) {
+      if (!p.hostPort || (p.protocol ?? 'TCP') !== 'TCP' || (hostIP === podIP && p.hostPort === p.containerPort)) continue;
+      if (p.hostIP && p.hostIP !== hostIP && p.hostIP !== '0.0.0.0') throw podSpecError(`container ${container.name}: hostIP ${p.hostIP} is not this node's address (${hostIP})`, container.name);
+      open.push(await HostPortForwarder.open({ hostIP, hostPort: p.hostPort, podIP, containerPort: p.containerPort }, logger));
+    }
+    return open;
+  } catch (err) {
+    await Promise.all(open.map((f) => f.close()));
+    if (isPodError(err)) throw err;
+    throw new PodError('START_FAILED', `container ${container.name}: ${(err as Error).message}`, { reason: 'RunContainerError', fatal: false, container: container.name, cause: err });
   }
 }

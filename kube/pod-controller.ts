@@ -14,7 +14,7 @@ import { instanceId, startActorContainer, stopActorContainer, withinGrace, type 
 import { jittered, sleep } from './backoff.ts';
 import { apiConfigSource, resolveEnv, type ConfigSource, type PodPlacement } from './env.ts';
 import { isPodError, podSpecError, PodError } from './errors.ts';
-import { HostPortForwarder } from './host-ports.ts';
+import { openHostPorts, type HostPortForwarder } from './host-ports.ts';
 import type { EventRecorder } from './events.ts';
 import { pullCredentials, pullPolicyOf, type ImagePuller } from './image-puller.ts';
 import { apiErrorText, apiStatus, type KubeClients } from './kube-client.ts';
@@ -24,6 +24,7 @@ import type { NodeAgentOptions } from './options.ts';
 import { podMachine, type ContainerExit, type PodContext, type PodEvent, type PodStateValue, type RestartPolicy, type StopCause } from './pod-machine.ts';
 import type { PodAddresses } from './pod-ips.ts';
 import { PodStatusBuilder } from './pod-status.ts';
+import { ContainerProbes, probeSpecs, probeTitle, validateProbes } from './probes.ts';
 import type { PodRef, PodStatusWriter } from './status-writer.ts';
 import type { TrapMonitor } from './trap-monitor.ts';
 import { prepareVolumes, preopensFor } from './volumes.ts';
@@ -53,6 +54,8 @@ interface ContainerRuntime {
   actor?: RunningActor;
   /** Its hostPort forwarders, while it runs. */
   hostPorts?: HostPortForwarder[];
+  /** Its probes, while it runs. */
+  probes?: ContainerProbes;
   wasi?: { abort: AbortController; done: Promise<void> };
   /** Where its log lines are (the actor instance id, or a per-run id for WASI programs). */
   logId?: string;
@@ -188,6 +191,7 @@ export class PodController {
   async #pull(signal: AbortSignal): Promise<Record<string, string>> {
     const names = [...this.#containers.keys()];
     this.#links = parseCapabilityAnnotations(this.pod.metadata?.annotations, names);
+    for (const rt of this.#containers.values()) if (!rt.init) validateProbes(rt.spec);
     const source = apiConfigSource(this.#d.clients);
     const credentials = await pullCredentials(this.pod, source, (msg) => this.#event('Warning', 'FailedToRetrieveImagePullSecret', msg));
     const out: Record<string, string> = {};
@@ -236,24 +240,6 @@ export class PodController {
       }
     }
     return { ...this.#d.placement, podIP: this.#podIP };
-  }
-
-  /** Forwards each hostPort of the container to podIP:containerPort (unless that is the same address). */
-  async #openHostPorts(rt: ContainerRuntime, podIP: string): Promise<HostPortForwarder[]> {
-    const hostIP = this.#d.placement.nodeAddress;
-    const open: HostPortForwarder[] = [];
-    try {
-      for (const p of rt.spec.ports ?? []) {
-        if (!p.hostPort || (p.protocol ?? 'TCP') !== 'TCP' || (hostIP === podIP && p.hostPort === p.containerPort)) continue;
-        if (p.hostIP && p.hostIP !== hostIP && p.hostIP !== '0.0.0.0') throw podSpecError(`container ${rt.spec.name}: hostIP ${p.hostIP} is not this node's address (${hostIP})`, rt.spec.name);
-        open.push(await HostPortForwarder.open({ hostIP, hostPort: p.hostPort, podIP, containerPort: p.containerPort }, this.#log));
-      }
-      return open;
-    } catch (err) {
-      await Promise.all(open.map((f) => f.close()));
-      if (isPodError(err)) throw err;
-      throw new PodError('START_FAILED', `container ${rt.spec.name}: ${(err as Error).message}`, { reason: 'RunContainerError', fatal: false, container: rt.spec.name, cause: err });
-    }
   }
 
   #podDir(): string {
@@ -306,6 +292,9 @@ export class PodController {
         if (signal.aborted || this.#stopping) throw new Error('pod is stopping');
         const rt = this.#containers.get(name)!;
         if (rt.image!.wasi) {
+          if (rt.spec.startupProbe || rt.spec.readinessProbe || rt.spec.livenessProbe) {
+            throw new PodError('INVALID_POD_SPEC', `container ${name}: probes apply to actor containers; a WASI program runs to completion and has no address to probe`, { reason: 'UnsupportedProbe', fatal: true, container: name });
+          }
           await this.#launchWasi(rt, source);
           started.push(rt);
           continue;
@@ -318,9 +307,11 @@ export class PodController {
         rt.actor = actor;
         rt.logId = actor.id;
         started.push(rt);
-        rt.hostPorts = await this.#openHostPorts(rt, placement.podIP!);
+        rt.hostPorts = await openHostPorts(rt.spec, this.#d.placement.nodeAddress, placement.podIP!, this.#log);
         this.#d.traps.watch(actor.id, (traps) => void this.#actorCrashed(rt, actor, traps));
-        this.#emit({ type: 'CONTAINER_STARTED', name, containerID: `wasmlet://${actor.id}` });
+        const probes = this.#probes(rt, placement.podIP!);
+        this.#emit({ type: 'CONTAINER_STARTED', name, containerID: `wasmlet://${actor.id}`, ready: !probes.hasReadiness && !probes.hasStartup, started: !probes.hasStartup });
+        probes.start();
         this.#event('Normal', 'Started', `Started container ${name}: actor ${actor.module} (${actor.name}) as instance ${actor.id} with ${actor.links.length} link(s)`, rt);
       }
     } catch (err) {
@@ -330,6 +321,40 @@ export class PodController {
       if (!e.fatal) this.#event('Warning', 'Failed', e.message, e.container ? this.#containers.get(e.container) : undefined);
       throw e;
     }
+  }
+
+  /** The container's probes, reporting to the pod machine and as Events while they are its current ones. */
+  #probes(rt: ContainerRuntime, podIP: string): ContainerProbes {
+    const name = rt.spec.name;
+    const current = () => rt.probes === probes && !this.#stopping;
+    const probes: ContainerProbes = new ContainerProbes(probeSpecs(rt.spec, podIP), {
+      ready: (ready) => {
+        if (current()) this.#emit({ type: 'CONTAINER_PROBED', name, ready });
+      },
+      started: () => {
+        if (current()) this.#emit({ type: 'CONTAINER_PROBED', name, started: true, ...(probes.hasReadiness ? {} : { ready: true }) });
+      },
+      unhealthy: (kind, message) => {
+        if (current()) this.#event('Warning', 'Unhealthy', `${probeTitle(kind)} probe failed: ${message}`, rt);
+      },
+      failed: (kind) => {
+        if (current()) void this.#probeKilled(rt, kind);
+      },
+    });
+    rt.probes = probes;
+    return probes;
+  }
+
+  /** A liveness or startup probe failed for good: the container is killed, and restartPolicy decides what follows. */
+  async #probeKilled(rt: ContainerRuntime, kind: 'liveness' | 'startup'): Promise<void> {
+    const name = rt.spec.name;
+    const restart = this.context.restartPolicy !== 'Never';
+    const message = `Container ${name} failed ${kind} probe${restart ? ', will be restarted' : ''}`;
+    this.#log.warn({ container: name, probe: kind }, 'probe failed: killing the container');
+    this.#event('Normal', 'Killing', message, rt);
+    await this.#stopContainer(rt);
+    if (this.#stopping) return;
+    this.#emit({ type: 'CONTAINER_EXITED', name, exit: { exitCode: 137, reason: 'Error', message } });
   }
 
   async #actorCrashed(rt: ContainerRuntime, actor: RunningActor, traps: number): Promise<void> {
@@ -342,6 +367,8 @@ export class PodController {
   }
 
   async #stopContainer(rt: ContainerRuntime, drainMs?: number): Promise<void> {
+    rt.probes?.stop();
+    rt.probes = undefined;
     const forwarders = rt.hostPorts;
     rt.hostPorts = undefined;
     await Promise.all((forwarders ?? []).map((f) => f.close()));

@@ -78,7 +78,9 @@ export interface PodContext {
 }
 
 export type PodEvent =
-  | { type: 'CONTAINER_STARTED'; name: string; containerID: string; ready?: boolean }
+  | { type: 'CONTAINER_STARTED'; name: string; containerID: string; ready?: boolean; started?: boolean }
+  /** A probe's verdict on a running container: readiness, or a startup probe that passed. */
+  | { type: 'CONTAINER_PROBED'; name: string; ready?: boolean; started?: boolean }
   | { type: 'CONTAINER_EXITED'; name: string; exit: ContainerExit }
   | { type: 'DELETE' }
   | { type: 'REMOVED' }
@@ -177,11 +179,20 @@ export const podMachine = setup({
             state: { running: { startedAt: now } },
             ...(lastState ? { lastState } : {}),
             ready: event.ready ?? true,
-            started: true,
+            started: event.started ?? true,
             restartCount: r.everStarted ? r.restartCount + 1 : r.restartCount,
             everStarted: true,
           };
         }),
+      };
+    }),
+    recordProbe: assign(({ context, event }) => {
+      if (event.type !== 'CONTAINER_PROBED') return {};
+      // Only a running container can be ready or started; a late verdict after it stopped is dropped.
+      return {
+        containers: update(context, [event.name], (r) =>
+          'running' in r.state ? { ...r, ...(event.ready !== undefined ? { ready: event.ready } : {}), ...(event.started !== undefined ? { started: event.started } : {}) } : r,
+        ),
       };
     }),
     recordExit: assign(({ context, event }) => {
@@ -254,6 +265,7 @@ export const podMachine = setup({
   }),
   on: {
     CONTAINER_STARTED: { actions: 'recordStart' },
+    CONTAINER_PROBED: { actions: 'recordProbe' },
     CONTAINER_EXITED: { actions: 'recordExit' },
     DELETE: { target: '.terminating', actions: 'stopping' },
     REMOVED: { target: '.terminating', actions: 'stopping' },
@@ -371,7 +383,7 @@ export const podMachine = setup({
       invoke: { src: 'stop', input: { cause: 'failed' } },
     },
     terminating: {
-      on: { DELETE: {}, REMOVED: {}, SHUTDOWN: {} },
+      on: { DELETE: {}, REMOVED: {}, SHUTDOWN: {}, CONTAINER_PROBED: {} },
       invoke: {
         src: 'stop',
         input: ({ context }) => ({ cause: context.stopCause ?? 'deleted' }),
