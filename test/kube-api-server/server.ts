@@ -16,6 +16,7 @@ import { ApiError, failureStatus, type StatusReason } from './api-error.ts';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
 import { handleResource, type HandlerContext } from './handlers.ts';
 import { sendError, sendJson } from './http-util.ts';
+import { startControllers, type Controllers } from './controllers/index.ts';
 import { KubeStore } from './kube-store.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { openApiDocument, openApiRoot } from './openapi.ts';
@@ -100,6 +101,7 @@ class KubeApiServerImpl implements KubeApiServer {
   private httpPort: number;
   private httpsPort: number;
   private ownKubeconfigDir: string | undefined;
+  private controllers: Controllers | undefined;
   private closed = false;
 
   constructor(
@@ -145,6 +147,7 @@ class KubeApiServerImpl implements KubeApiServer {
     const dir = this.options.kubeconfigDir ?? (this.ownKubeconfigDir = await mkdtemp(join(tmpdir(), 'kube-api-server-')));
     this.kubeconfigPath = join(dir, 'kubeconfig.yaml');
     await writeKubeconfig(this.kubeconfigPath, { server: this.server, ca: this.options.https ? this.tls.cert : undefined, token: this.token });
+    if (this.options.controllers) this.controllers = startControllers(this.store, this.logger);
   }
 
   compactHistory(): void {
@@ -188,6 +191,7 @@ class KubeApiServerImpl implements KubeApiServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.controllers?.stop();
     await this.stop();
     if (this.ownKubeconfigDir) await rm(this.ownKubeconfigDir, { recursive: true, force: true });
   }

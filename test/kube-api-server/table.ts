@@ -94,6 +94,45 @@ const COLUMNS: Record<string, Column[]> = {
   ],
   leases: [NAME, { name: 'Holder', type: 'string', cell: (o) => str(get(o, 'spec', 'holderIdentity'), '') }, AGE],
   serviceaccounts: [NAME, { name: 'Secrets', type: 'integer', cell: (o) => list(get(o, 'secrets')).length }, AGE],
+  services: [
+    NAME,
+    { name: 'Type', type: 'string', cell: (o) => str(get(o, 'spec', 'type'), 'ClusterIP') },
+    { name: 'Cluster-IP', type: 'string', cell: (o) => str(get(o, 'spec', 'clusterIP')) },
+    { name: 'External-IP', type: 'string', cell: () => '<none>' },
+    { name: 'Port(s)', type: 'string', cell: (o) => list(get(o, 'spec', 'ports')).map((p) => `${String(get(p, 'port'))}/${str(get(p, 'protocol'), 'TCP')}`).join(',') || '<none>' },
+    AGE,
+    { name: 'Selector', type: 'string', priority: 1, cell: (o) => Object.entries((get(o, 'spec', 'selector') as Record<string, string> | undefined) ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>' },
+  ],
+  endpoints: [
+    NAME,
+    {
+      name: 'Endpoints',
+      type: 'string',
+      cell: (o) => list(get(o, 'subsets')).flatMap((ss) => list(get(ss, 'addresses')).flatMap((a) => list(get(ss, 'ports')).map((p) => `${String(get(a, 'ip'))}:${String(get(p, 'port'))}`))).join(',') || '<none>',
+    },
+    AGE,
+  ],
+  endpointslices: [
+    NAME,
+    { name: 'AddressType', type: 'string', cell: (o) => str(get(o, 'addressType'), '') },
+    { name: 'Ports', type: 'string', cell: (o) => list(get(o, 'ports')).map((p) => String(get(p, 'port'))).join(',') || '<unset>' },
+    { name: 'Endpoints', type: 'string', cell: (o) => list(get(o, 'endpoints')).flatMap((e) => list(get(e, 'addresses'))).join(',') || '<unset>' },
+    AGE,
+  ],
+  deployments: [
+    NAME,
+    { name: 'Ready', type: 'string', cell: (o) => `${Number(get(o, 'status', 'readyReplicas') ?? 0)}/${Number(get(o, 'spec', 'replicas') ?? 1)}` },
+    { name: 'Up-to-date', type: 'integer', cell: (o) => Number(get(o, 'status', 'updatedReplicas') ?? 0) },
+    { name: 'Available', type: 'integer', cell: (o) => Number(get(o, 'status', 'availableReplicas') ?? 0) },
+    AGE,
+  ],
+  replicasets: [
+    NAME,
+    { name: 'Desired', type: 'integer', cell: (o) => Number(get(o, 'spec', 'replicas') ?? 1) },
+    { name: 'Current', type: 'integer', cell: (o) => Number(get(o, 'status', 'replicas') ?? 0) },
+    { name: 'Ready', type: 'integer', cell: (o) => Number(get(o, 'status', 'readyReplicas') ?? 0) },
+    AGE,
+  ],
 };
 
 /** A Table of `objects`; `version` is the `meta.k8s.io` version the client asked for. */
