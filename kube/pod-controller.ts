@@ -66,6 +66,8 @@ export interface LogTarget {
   logId: string | undefined;
   running: boolean;
   waitingReason?: string;
+  /** Why a container that never started ended (`reason: message`), e.g. a pod refused before anything ran. */
+  neverStarted?: string;
 }
 
 const fieldPath = (rt: ContainerRuntime) => `spec.${rt.init ? 'initContainers' : 'containers'}{${rt.spec.name}}`;
@@ -183,7 +185,9 @@ export class PodController {
     const record = this.context.containers.find((r) => r.name === container);
     const running = record !== undefined && 'running' in record.state;
     const waitingReason = record && 'waiting' in record.state ? record.state.waiting.reason : undefined;
-    return { logId: rt.logId, running, ...(waitingReason ? { waitingReason } : {}) };
+    const ended = record && !record.everStarted && 'terminated' in record.state ? record.state.terminated : undefined;
+    const neverStarted = ended ? `${ended.reason}${ended.message ? `: ${ended.message}` : ''}` : undefined;
+    return { logId: rt.logId, running, ...(waitingReason ? { waitingReason } : {}), ...(neverStarted ? { neverStarted } : {}) };
   }
 
   // ------------------------------------------------------------------ work

@@ -219,12 +219,14 @@ export const podMachine = setup({
     fail: assign(({ context, event }) => {
       const e = toStepError((event as { error?: unknown }).error, 'CreateContainerError');
       const names = e.container ? [e.container] : context.toStart;
+      const now = Date.now();
       return {
         reason: e.reason,
         message: e.message,
         containers: update(context, names, (r) => ({
           ...r,
-          state: { terminated: { exitCode: 128, reason: e.reason, message: e.message, finishedAt: Date.now() } },
+          // A container that never ran started and ended at once (clients print startedAt unconditionally).
+          state: { terminated: { exitCode: 128, reason: e.reason, message: e.message, startedAt: 'running' in r.state ? r.state.running.startedAt : now, finishedAt: now } },
           ready: false,
           started: false,
         })),

@@ -11,6 +11,7 @@ import { Query, parseJsonBody, readBody, sendJson } from './http-util.ts';
 import { kubeletLogUrl, proxyLogs, type KubeletClientCredentials } from './log-proxy.ts';
 import { parseFieldValidation, validateFields } from './field-validation.ts';
 import { patchTypeOf } from './patch.ts';
+import { STREAM_SUBRESOURCES, upgradeRequired } from './stream-proxy.ts';
 import type { DeleteOptions, Registry } from './registry.ts';
 import { apiVersionOf, type ResourceDef } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, type ObjectFilter } from './selectors.ts';
@@ -129,6 +130,7 @@ export async function handleResource(ctx: HandlerContext, r: ResourceRequest, re
   const method = req.method ?? 'GET';
   if (q.string('dryRun') && method !== 'GET') throw dryRunUnsupported();
 
+  if (subresource !== undefined && STREAM_SUBRESOURCES.includes(subresource)) throw upgradeRequired();
   if (subresource === 'log') {
     if (method !== 'GET') throw methodNotAllowed(`${method} is not supported on pods/log`);
     const target = kubeletLogUrl(ctx.registry, namespace!, name!, q);
