@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
 import { builtinProviders, HttpServerProvider, KeyValueProvider, LoggingProvider, natsBackend } from '../capabilities/index.ts';
-import { createImagePuller, registerKubeletCommand, registerPushCommand } from '../kube/index.ts';
+import { createImagePuller, registerKubeletCommand, registerPushCommand, registerSandboxCommand } from '../kube/index.ts';
 import { registerLatticeCommands } from './cli/lattice-commands.ts';
 import { registerCtlCommands } from './lattice/ctl-commands.ts';
 import { HTTP_SERVER, KEY_VALUE, LOGGING } from './contracts.ts';
@@ -68,6 +68,7 @@ const io = { stdout: (s: string) => void process.stdout.write(s), stderr: (s: st
 registerClaimsCommands(program, io);
 registerPushCommand(program, io);
 registerKubeletCommand(program, { ...io, env: process.env });
+registerSandboxCommand(program, { ...io, env: process.env });
 
 const stop = new AbortController();
 const untilStopped = () => untilSignal().then((sig) => (stop.abort(), sig));

@@ -50,6 +50,10 @@ function podStatus(o: KubeObject): string {
   return reason;
 }
 
+function nodeAddress(o: KubeObject, type: string): string {
+  return str(get(list(get(o, 'status', 'addresses')).find((a) => get(a, 'type') === type), 'address'));
+}
+
 const NAME: Column = { name: 'Name', type: 'string', format: 'name', cell: (o) => o.metadata.name ?? '' };
 const AGE: Column = { name: 'Age', type: 'string', cell: (o) => humanAge(o.metadata.creationTimestamp) };
 
@@ -81,6 +85,11 @@ const COLUMNS: Record<string, Column[]> = {
     { name: 'Roles', type: 'string', cell: () => '<none>' },
     AGE,
     { name: 'Version', type: 'string', cell: (o) => str(get(o, 'status', 'nodeInfo', 'kubeletVersion'), '') },
+    { name: 'Internal-IP', type: 'string', priority: 1, cell: (o) => nodeAddress(o, 'InternalIP') },
+    { name: 'External-IP', type: 'string', priority: 1, cell: (o) => nodeAddress(o, 'ExternalIP') },
+    { name: 'OS-Image', type: 'string', priority: 1, cell: (o) => str(get(o, 'status', 'nodeInfo', 'osImage'), '<unknown>') },
+    { name: 'Kernel-Version', type: 'string', priority: 1, cell: (o) => str(get(o, 'status', 'nodeInfo', 'kernelVersion'), '<unknown>') },
+    { name: 'Container-Runtime', type: 'string', priority: 1, cell: (o) => str(get(o, 'status', 'nodeInfo', 'containerRuntimeVersion'), '<unknown>') },
   ],
   namespaces: [NAME, { name: 'Status', type: 'string', cell: (o) => str(get(o, 'status', 'phase'), '') }, AGE],
   configmaps: [NAME, { name: 'Data', type: 'integer', cell: (o) => Object.keys(get(o, 'data') ?? {}).length + Object.keys(get(o, 'binaryData') ?? {}).length }, AGE],

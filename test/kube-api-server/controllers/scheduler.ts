@@ -84,6 +84,7 @@ function matchesAffinity(pod: KubeObject, node: KubeObject): boolean {
 export class Scheduler extends Controller {
   /** Last FailedScheduling message per pod uid: an unchanged verdict is not written again. */
   readonly #told = new Map<string, string>();
+  #seq = 0;
 
   constructor(
     store: KubeStore,
@@ -165,7 +166,8 @@ export class Scheduler extends Controller {
   #event(pod: KubeObject, type: string, reason: string, message: string): void {
     const now = kubeTime();
     this.store.create('events', {
-      metadata: { namespace: pod.metadata.namespace, generateName: `${pod.metadata.name}.` },
+      // Named as the real recorders name them: the object, then the time in hex, so names sort by time.
+      metadata: { namespace: pod.metadata.namespace, name: `${pod.metadata.name}.${(BigInt(Date.now()) * 1_000_000n + BigInt(this.#seq++)).toString(16)}` },
       involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid },
       reason,
       message,
