@@ -40,7 +40,7 @@ function statusBody(code: number, reason: string, message: string): string {
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed' };
 
 /** Answers on a socket that was not upgraded (upgrade requests never reach a ServerResponse). */
-function refuseSocket(socket: Duplex, code: number, reason: string, message: string): void {
+export function refuseSocket(socket: Duplex, code: number, reason: string, message: string): void {
   const body = statusBody(code, reason, message);
   socket.end(`HTTP/1.1 ${code} ${STATUS_TEXT[code] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -5,6 +5,8 @@
  * returns, and a pod deleted meanwhile is stopped after the relist.
  */
 import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isWasmletError, type Host } from '../host/index.ts';
@@ -13,7 +15,7 @@ import { every, jittered, sleep } from './backoff.ts';
 import { EventRecorder } from './events.ts';
 import type { ImagePuller } from './image-puller.ts';
 import { apiErrorText, loadKubeConfig, makeClients, type KubeClients } from './kube-client.ts';
-import { KubeletServer, type LogLookup } from './kubelet-server.ts';
+import { KubeletServer, refuseSocket, type LogLookup } from './kubelet-server.ts';
 import { NodeLease } from './lease.ts';
 import { ModuleCache } from './module-cache.ts';
 import { NodeRegistration } from './node.ts';
@@ -22,6 +24,7 @@ import { PodController, type PodControllerDeps } from './pod-controller.ts';
 import type { PodStateValue } from './pod-machine.ts';
 import { checkBindable, formatAddress, nodeAddressForAll, parsePodCidr, PodIpAllocator, type PodAddresses } from './pod-ips.ts';
 import { PodWatcher } from './pod-watcher.ts';
+import { portForwardRefusal, servePortForward } from './port-forward.ts';
 import { PodStatusWriter } from './status-writer.ts';
 import { selfSignedServingCertificate } from './tls.ts';
 import { TrapMonitor } from './trap-monitor.ts';
@@ -156,6 +159,7 @@ export class NodeAgent {
       authenticator: new KubeletAuthenticator(this.clients, { tokens: o.tokens, tokenReview: o.tokenReview, cacheMs: o.tokenReviewCacheMs, logger: this.#log }),
       logs: this.#d.host.logs,
       lookup: (ns, pod, container) => this.#lookup(ns, pod, container),
+      portForward: (ns, pod, req, socket, head) => this.#portForward(ns, pod, req, socket, head),
     });
     const signal = this.#abort.signal;
     for (let attempt = 0; ; attempt++) {
@@ -198,6 +202,16 @@ export class NodeAgent {
     return ready
       ? { ready: true, kubeletPort: this.port }
       : { ready: false, kubeletPort: this.port, notReadyReason: 'KubeletStopped', notReadyMessage: 'wasmlet node agent stopped' };
+  }
+
+  #portForward(ns: string, pod: string, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const c = [...this.#pods.values()].find((p) => p.ref.namespace === ns && p.ref.name === pod);
+    const target = c?.portForwardTarget();
+    const refusal = portForwardRefusal(req);
+    if (!target || refusal) {
+      return refuseSocket(socket, 400, 'BadRequest', refusal ?? `pod ${ns}/${pod} runs no actor to forward to on this node`);
+    }
+    servePortForward(socket, head, { namespace: ns, pod, ...target }, this.#log);
   }
 
   #lookup(ns: string, pod: string, container: string): LogLookup {

@@ -179,6 +179,18 @@ export class PodController {
     return [...this.#containers.values()].flatMap((rt) => (rt.actor ? [rt.actor.id] : []));
   }
 
+  /** Where port-forward may connect: the pod's IP and its ports (containers' and HTTP servers'), while something runs. */
+  portForwardTarget(): { podIP: string; ports: number[] } | undefined {
+    const running = [...this.#containers.values()].filter((rt) => rt.actor);
+    if (!this.#podIP || running.length === 0) return undefined;
+    const ports = new Set<number>();
+    for (const rt of running) {
+      for (const p of rt.spec.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP') ports.add(p.containerPort);
+      for (const l of rt.actor!.links) if (l.values.PORT && /^\d+$/.test(l.values.PORT)) ports.add(Number(l.values.PORT));
+    }
+    return { podIP: this.#podIP, ports: [...ports].sort((a, b) => a - b) };
+  }
+
   logTarget(container: string): LogTarget | undefined {
     const rt = this.#containers.get(container);
     if (!rt) return undefined;

@@ -25,7 +25,7 @@ import { Registry } from './registry.ts';
 import { resourceByPlural } from './resources.ts';
 import { pathNotFound, route } from './router.ts';
 import { Store } from './store.ts';
-import { kubeletStreamPath, proxyUpgrade, refuseUpgrade, STREAM_SUBRESOURCES } from './stream-proxy.ts';
+import { kubeletStreamPath, proxyUpgrade, refuseUpgrade, STREAM_SUBRESOURCES, tunnelPortForward, wantsSpdyTunnel } from './stream-proxy.ts';
 import { generateTestCertificate, type TlsMaterial } from './tls.ts';
 import type { ActiveWatch } from './watch.ts';
 
@@ -256,7 +256,8 @@ class KubeApiServerImpl implements KubeApiServer {
       const r = route(url.pathname);
       if (r.kind !== 'resource' || r.def.plural !== 'pods' || !r.subresource || !STREAM_SUBRESOURCES.includes(r.subresource)) throw badRequest(`${url.pathname} does not upgrade connections`);
       const target = kubeletStreamPath(this.registry, r.namespace!, r.name!, r.subresource, url);
-      proxyUpgrade(req, socket, head, target, this.ctx.kubeletClient, this.logger);
+      if (r.subresource === 'portforward' && wantsSpdyTunnel(req)) tunnelPortForward(req, socket, head, target, this.ctx.kubeletClient, this.logger);
+      else proxyUpgrade(req, socket, head, target, this.ctx.kubeletClient, this.logger);
     } catch (err) {
       refuseUpgrade(socket, err);
     }

@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { ApiError, badRequest, failureStatus } from './api-error.ts';
 import { Query } from './http-util.ts';
 import { containerOf, kubeletOf, type KubeletClientCredentials } from './log-proxy.ts';
@@ -76,4 +77,74 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
 /** A streaming subresource asked for without an upgrade. */
 export function upgradeRequired(): ApiError {
   return badRequest('Upgrade request required');
+}
+
+/** The WebSocket subprotocol kubectl (1.31+) tunnels port-forward's SPDY in. */
+export const SPDY_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
+
+/**
+ * The `ws` library refuses `/` in subprotocol names (RFC 6455 tokens exclude it), but kubectl's
+ * name has one: the header is taken off the request before the handshake and the chosen protocol
+ * added to the 101 answer (the only place kubectl looks at it).
+ */
+const tunnels = new WebSocketServer({ noServer: true });
+tunnels.on('headers', (headers: string[]) => headers.push(`Sec-WebSocket-Protocol: ${SPDY_TUNNEL_PROTOCOL}`));
+
+export function wantsSpdyTunnel(req: IncomingMessage): boolean {
+  const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  return String(req.headers.upgrade ?? '').toLowerCase() === 'websocket' && protocols.includes(SPDY_TUNNEL_PROTOCOL);
+}
+
+/**
+ * kubectl's WebSocket port-forward, as the real server tunnels it: the server opens a SPDY
+ * upgrade to the kubelet and, once the kubelet switched protocols, accepts the client's WebSocket
+ * and carries the bytes both ways (each WebSocket message holds SPDY bytes). A kubelet that
+ * refuses gets its answer passed to the client as is.
+ */
+export function tunnelPortForward(req: IncomingMessage, socket: Duplex, head: Buffer, target: { base: string; path: string }, creds: KubeletClientCredentials, logger: Logger): void {
+  const base = new URL(target.base);
+  const upstream = tlsConnect({ host: base.hostname.replace(/^\[|\]$/g, ''), port: Number(base.port), cert: creds.cert, key: creds.key, ca: creds.ca, rejectUnauthorized: creds.ca !== undefined });
+  let received = Buffer.alloc(0);
+  let upgraded = false;
+  const onHead = (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    const end = received.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (received.length > 64 * 1024) upstream.destroy();
+      return;
+    }
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received.toString('latin1', 0, end))?.[1] ?? 0);
+    if (status !== 101) {
+      // The kubelet said no: its answer goes to the client as it is.
+      upstream.off('data', onHead);
+      socket.write(received);
+      upstream.pipe(socket);
+      return;
+    }
+    upstream.off('data', onHead);
+    upgraded = true;
+    const rest = received.subarray(end + 4);
+    delete req.headers['sec-websocket-protocol'];
+    tunnels.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      if (rest.length) ws.send(rest, { binary: true });
+      upstream.on('data', (c: Buffer) => ws.send(c, { binary: true }));
+      ws.on('message', (data: Buffer) => upstream.write(data));
+      ws.on('close', () => upstream.destroy());
+      ws.on('error', () => upstream.destroy());
+      upstream.on('close', () => ws.close());
+    });
+  };
+  upstream.once('secureConnect', () => {
+    const lines = [`POST ${target.path} HTTP/1.1`, `Host: ${base.host}`, 'Connection: Upgrade', 'Upgrade: SPDY/3.1', 'X-Stream-Protocol-Version: portforward.k8s.io', 'Content-Length: 0'];
+    if (creds.bearerToken) lines.push(`Authorization: Bearer ${creds.bearerToken}`);
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+  });
+  upstream.on('data', onHead);
+  upstream.on('error', (err) => {
+    logger.debug({ err, path: target.path }, 'kubelet port-forward connection failed');
+    if (!upgraded && !socket.destroyed) refuseUpgrade(socket, new ApiError(500, 'InternalError', `error dialing backend: ${err.message}`));
+  });
+  upstream.on('end', () => {
+    if (!upgraded) socket.end();
+  });
 }
