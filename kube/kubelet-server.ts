@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { LogRecord, LogStore } from '../host/index.ts';
 import type { KubeletAuthenticator } from './auth.ts';
-import type { LogTarget } from './pod-controller.ts';
+import type { LogTarget } from './pod-targets.ts';
 
 export type LogLookup = LogTarget | { error: 'pod' | 'container' };
 

@@ -24,7 +24,8 @@ import type { NodeAgentOptions } from './options.ts';
 import { podMachine, type ContainerExit, type PodContext, type PodEvent, type PodStateValue, type RestartPolicy, type StopCause } from './pod-machine.ts';
 import type { PodAddresses } from './pod-ips.ts';
 import { PodStatusBuilder } from './pod-status.ts';
-import { ContainerProbes, probeSpecs, probeTitle, validateProbes } from './probes.ts';
+import { probesFor, validateProbes, type ContainerProbes } from './probes.ts';
+import { logTarget, portForwardTarget, type LogTarget } from './pod-targets.ts';
 import type { PodRef, PodStatusWriter } from './status-writer.ts';
 import type { TrapMonitor } from './trap-monitor.ts';
 import { prepareVolumes, preopensFor } from './volumes.ts';
@@ -59,15 +60,6 @@ interface ContainerRuntime {
   wasi?: { abort: AbortController; done: Promise<void> };
   /** Where its log lines are (the actor instance id, or a per-run id for WASI programs). */
   logId?: string;
-}
-
-/** Where a container's log is, for the kubelet API. */
-export interface LogTarget {
-  logId: string | undefined;
-  running: boolean;
-  waitingReason?: string;
-  /** Why a container that never started ended (`reason: message`), e.g. a pod refused before anything ran. */
-  neverStarted?: string;
 }
 
 const fieldPath = (rt: ContainerRuntime) => `spec.${rt.init ? 'initContainers' : 'containers'}{${rt.spec.name}}`;
@@ -179,27 +171,14 @@ export class PodController {
     return [...this.#containers.values()].flatMap((rt) => (rt.actor ? [rt.actor.id] : []));
   }
 
-  /** Where port-forward may connect: the pod's IP and its ports (containers' and HTTP servers'), while something runs. */
+  /** Where port-forward may connect: the pod's IP and its ports, while something runs. */
   portForwardTarget(): { podIP: string; ports: number[] } | undefined {
-    const running = [...this.#containers.values()].filter((rt) => rt.actor);
-    if (!this.#podIP || running.length === 0) return undefined;
-    const ports = new Set<number>();
-    for (const rt of running) {
-      for (const p of rt.spec.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP') ports.add(p.containerPort);
-      for (const l of rt.actor!.links) if (l.values.PORT && /^\d+$/.test(l.values.PORT)) ports.add(Number(l.values.PORT));
-    }
-    return { podIP: this.#podIP, ports: [...ports].sort((a, b) => a - b) };
+    return portForwardTarget(this.#containers.values(), this.#podIP);
   }
 
   logTarget(container: string): LogTarget | undefined {
     const rt = this.#containers.get(container);
-    if (!rt) return undefined;
-    const record = this.context.containers.find((r) => r.name === container);
-    const running = record !== undefined && 'running' in record.state;
-    const waitingReason = record && 'waiting' in record.state ? record.state.waiting.reason : undefined;
-    const ended = record && !record.everStarted && 'terminated' in record.state ? record.state.terminated : undefined;
-    const neverStarted = ended ? `${ended.reason}${ended.message ? `: ${ended.message}` : ''}` : undefined;
-    return { logId: rt.logId, running, ...(waitingReason ? { waitingReason } : {}), ...(neverStarted ? { neverStarted } : {}) };
+    return rt && logTarget(rt.logId, this.context.containers.find((r) => r.name === container));
   }
 
   // ------------------------------------------------------------------ work
@@ -342,20 +321,11 @@ export class PodController {
   /** The container's probes, reporting to the pod machine and as Events while they are its current ones. */
   #probes(rt: ContainerRuntime, podIP: string): ContainerProbes {
     const name = rt.spec.name;
-    const current = () => rt.probes === probes && !this.#stopping;
-    const probes: ContainerProbes = new ContainerProbes(probeSpecs(rt.spec, podIP), {
-      ready: (ready) => {
-        if (current()) this.#emit({ type: 'CONTAINER_PROBED', name, ready });
-      },
-      started: () => {
-        if (current()) this.#emit({ type: 'CONTAINER_PROBED', name, started: true, ...(probes.hasReadiness ? {} : { ready: true }) });
-      },
-      unhealthy: (kind, message) => {
-        if (current()) this.#event('Warning', 'Unhealthy', `${probeTitle(kind)} probe failed: ${message}`, rt);
-      },
-      failed: (kind) => {
-        if (current()) void this.#probeKilled(rt, kind);
-      },
+    const probes = probesFor(rt.spec, podIP, {
+      current: () => rt.probes === probes && !this.#stopping,
+      probed: (verdict) => this.#emit({ type: 'CONTAINER_PROBED', name, ...verdict }),
+      unhealthy: (message) => this.#event('Warning', 'Unhealthy', message, rt),
+      failed: (kind) => void this.#probeKilled(rt, kind),
     });
     rt.probes = probes;
     return probes;

@@ -289,3 +289,24 @@ export class ContainerProbes {
     this.#after(Math.max(0, this.#startedAt + spec.initialDelayMs - Date.now()), () => void tick());
   }
 }
+
+/** What a container's probes report to (only while `current()` holds: late verdicts are dropped). */
+export interface ProbeHooks {
+  current(): boolean;
+  /** Readiness, or startup passed (`started`, and `ready` when there is no readiness probe). */
+  probed(verdict: { ready?: boolean; started?: boolean }): void;
+  /** One failed attempt, worded as the kubelet's `Unhealthy` Event. */
+  unhealthy(message: string): void;
+  failed(kind: 'liveness' | 'startup'): void;
+}
+
+/** The probes of a running container, reporting through `hooks`; call `start()` once it runs. */
+export function probesFor(container: V1Container, podIP: string, hooks: ProbeHooks): ContainerProbes {
+  const probes: ContainerProbes = new ContainerProbes(probeSpecs(container, podIP), {
+    ready: (ready) => hooks.current() && hooks.probed({ ready }),
+    started: () => hooks.current() && hooks.probed({ started: true, ...(probes.hasReadiness ? {} : { ready: true }) }),
+    unhealthy: (kind, message) => hooks.current() && hooks.unhealthy(`${probeTitle(kind)} probe failed: ${message}`),
+    failed: (kind) => hooks.current() && hooks.failed(kind),
+  });
+  return probes;
+}
