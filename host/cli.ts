@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
 import { builtinProviders, ExtrasProvider, HttpClientProvider, HttpServerProvider, KeyValueProvider, LoggingProvider, MessagingProvider, natsBackend } from '../capabilities/index.ts';
-import { createImagePuller, parseImageReference, registerKubeletCommand, registerPushCommand } from '../kube/index.ts';
+import { createImagePuller, parseImageReference, registerKubeletCommand, registerPushCommand, registerSandboxCommand } from '../kube/index.ts';
 import { registerLatticeCommands } from './cli/lattice-commands.ts';
 import { registerCtlCommands } from './lattice/ctl-commands.ts';
 import { EXTRAS, HTTP_CLIENT, HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING } from './contracts.ts';
@@ -56,7 +56,7 @@ program
       ...(opts.maxInstances ? { maxInstances: opts.maxInstances } : {}),
     };
     const host = await runPlan(plan, { logger, providers: builtinProviders, hostOverrides: overrides });
-    const actors = host.actors().map((a) => `${a.name} (${a.id})`);
+    const actors = host.actors().map((a) => (a.id === a.module ? `${a.name} (${a.id})` : `${a.name} instance ${a.id} (${a.module})`));
     logger.info({ manifest, format: plan.format, actors, links: host.links.list().length }, 'wasmlet is up');
     // Whatever the log level, say plainly that the host is serving (scripts wait for this line).
     process.stderr.write(`wasmlet is up: ${actors.length} actor(s), ${host.links.list().length} link(s); Ctrl-C to stop\n`);
@@ -70,6 +70,7 @@ registerClaimsCommands(program, io);
 registerLatticeAdminCommands(program, io);
 registerPushCommand(program, io);
 registerKubeletCommand(program, { ...io, env: process.env });
+registerSandboxCommand(program, { ...io, env: process.env });
 
 const stop = new AbortController();
 const untilStopped = () => untilSignal().then((sig) => (stop.abort(), sig));

@@ -9,6 +9,13 @@
  * this host only once the actor's claims are known and name it; a provider calls an actor only
  * when the actor claims the provider's contract; and a call from another host to a provider here
  * is served only for an actor that claims the contract and is linked to it.
+ *
+ * Instances: an actor's signed identity is its module key (`M…`); a running copy of it is an
+ * instance, keyed by its instance id, with its own links, config, logs, status and trap count.
+ * Everything the host keys by "actor" (links, invocations, logs, bus targets, worker pool
+ * entries) is keyed by the instance id. By default the instance id is the module key (one
+ * instance per actor, as waSCC had); `startActor(bytes, { instance })` starts more copies of one
+ * module side by side (a pod's container: `namespace/pod/container`), sharing its compiled form.
  */
 import { EventEmitter } from 'node:events';
 import { createActor, type Actor } from 'xstate';
@@ -53,8 +60,12 @@ export interface HostEvent {
   data: Record<string, unknown>;
 }
 
+/** One running instance of an actor. */
 export interface ActorInfo {
+  /** The instance id: what links, invocations and logs name. The module key unless started with `instance`. */
   id: string;
+  /** The module key (`M…`): the actor's signer-verified identity. */
+  module: string;
   name: string;
   issuer: string;
   caps: string[];
@@ -67,7 +78,10 @@ export interface ActorInfo {
 }
 
 interface ActorEntry {
+  /** Instance id. */
   id: string;
+  /** Module key. */
+  module: string;
   claims: ActorClaims;
   caps: Set<string>;
   prepared: PreparedActor;
@@ -77,7 +91,17 @@ interface ActorEntry {
   machine: Actor<typeof actorMachine>;
   log: Logger;
   sub?: BusSubscription;
+  /** Key of the shared prepared module. */
+  preparedKey: string;
 }
+
+/** A compiled actor shared by the instances of one module. */
+interface SharedPrepared {
+  prepared: Promise<PreparedActor>;
+  users: number;
+}
+
+const MODULE_KEY = /^M[A-Z2-7]{55}$/;
 
 interface ProviderEntry {
   provider: CapabilityProvider;
@@ -99,6 +123,9 @@ export class Host {
   readonly #runtimes: ActorRuntime[];
   readonly #pool: WorkerPool;
   readonly #actors = new Map<string, ActorEntry>();
+  /** Instance ids being started (claimed before the async compile, so two starts cannot race). */
+  readonly #starting = new Set<string>();
+  readonly #prepared = new Map<string, SharedPrepared>();
   readonly #providers = new Map<string, ProviderEntry>();
   readonly #unsubscribeLinks: () => void;
   readonly #unsubscribeClaims: () => void;
@@ -146,23 +173,36 @@ export class Host {
 
   // ---------------------------------------------------------------- actors
 
-  /** Verifies, compiles and starts an actor; resolves with its info. Rejects with ClaimsError/ActorLoadError naming the reason. */
+  /**
+   * Verifies, compiles and starts an actor instance (by default the instance id is the module
+   * key); resolves with its info. Rejects with ClaimsError/ActorLoadError naming the reason.
+   */
   async startActor(bytes: Uint8Array, options: ActorStartOptionsInput = {}): Promise<ActorInfo> {
     this.#assertRunning();
     const opts = parseActorStartOptions(options);
     if (this.options.workers === 0) throw new ActorLoadError('this host runs no actors (workers: 0); start the actor on another host of the lattice');
     const machine = createActor(actorMachine, { input: { actor: '(unverified)' } }).start();
+    let claimed: string | undefined;
+    let preparedKey: string | undefined;
     try {
       const verified = verifyActor(bytes, { issuers: this.options.issuers });
-      const id = verified.subject;
-      if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
-      const prepared = await prepareActor(this.#runtimes, bytes);
+      const module = verified.subject;
+      const id = opts.instance ?? module;
+      const name = verified.claims.wascap.name ?? 'unnamed';
+      const label = id === module ? `actor ${id} (${name})` : `instance ${id} of actor ${module} (${name})`;
+      if (id !== module && MODULE_KEY.test(id)) throw new ActorLoadError(`instance id ${id} is another actor's module key; an instance id that is a module key must be the actor's own (${module})`);
+      if (this.#actors.has(id) || this.#starting.has(id)) throw new ActorLoadError(`${label} is already running on this host`);
+      this.#starting.add(id);
+      claimed = id;
+      const key = `${module}|${verified.claims.wascap.hash}`;
+      const prepared = await this.#prepare(key, bytes, () => (preparedKey = key));
       // Recorded before the actor serves, so that any member can check links and calls against them.
       await this.claims.record(verified.token, verified.claims).catch((err: unknown) => this.logger.warn({ err: (err as Error).message, actor: id }, 'could not record the actor\'s claims for other members'));
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
       const entry: ActorEntry = {
         id,
+        module,
         claims: verified.claims,
         caps: new Set((verified.claims.wascap.caps ?? []).map(canonicalContract)),
         prepared,
@@ -170,18 +210,24 @@ export class Host {
         deadlineMs,
         config: opts.config,
         machine,
-        log: this.logger.child({ actor: id }),
+        log: this.logger.child(id === module ? { actor: id } : { actor: id, module }),
+        preparedKey: key,
       };
       this.#pool.register(id, prepared, { maxInstances, deadlineMs, config: opts.config });
       this.#actors.set(id, entry);
+      this.#starting.delete(id);
+      claimed = undefined;
+      preparedKey = undefined;
       this.#syncRoutes(id);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
       this.#onClaims(id);
-      this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
-      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, 'actor started');
+      this.#emit('actor_started', { actor: id, module, name: verified.claims.wascap.name ?? '', claims: verified.claims });
+      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, id === module ? 'actor started' : 'actor instance started');
       return this.#info(entry);
     } catch (err) {
+      if (claimed !== undefined) this.#starting.delete(claimed);
+      if (preparedKey !== undefined) this.#release(preparedKey);
       machine.send({ type: 'FAILED', error: (err as Error).message });
       this.#emit('actor_start_failed', { error: (err as Error).message, code: (err as WasmletError).code });
       this.logger.warn({ err: (err as Error).message, code: (err as WasmletError).code }, 'actor refused');
@@ -189,7 +235,32 @@ export class Host {
     }
   }
 
-  /** Stops an actor: no new calls, in-flight calls get up to `drainMs` (default: the host's), then it is unloaded. */
+  /**
+   * The compiled form of a module, shared by its instances (compiled once while any of them
+   * runs). `onUse` runs once this start holds a reference (to release it when the start fails).
+   */
+  async #prepare(key: string, bytes: Uint8Array, onUse: () => void): Promise<PreparedActor> {
+    let shared = this.#prepared.get(key);
+    if (!shared) {
+      const prepared = prepareActor(this.#runtimes, bytes);
+      shared = { prepared, users: 0 };
+      this.#prepared.set(key, shared);
+      // A module that fails to compile is not kept: the next start tries again.
+      prepared.catch(() => {
+        if (this.#prepared.get(key)?.prepared === prepared) this.#prepared.delete(key);
+      });
+    }
+    shared.users++;
+    onUse();
+    return shared.prepared;
+  }
+
+  #release(key: string): void {
+    const shared = this.#prepared.get(key);
+    if (shared && --shared.users <= 0) this.#prepared.delete(key);
+  }
+
+  /** Stops an actor instance: no new calls, in-flight calls get up to `drainMs` (default: the host's), then it is unloaded. */
   async stopActor(actor: string, options: { drainMs?: number } = {}): Promise<void> {
     const entry = this.#actors.get(actor);
     if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running on this host`);
@@ -197,10 +268,11 @@ export class Host {
     entry.sub?.close();
     await this.#pool.unregister(actor, options.drainMs ?? this.options.drainMs);
     this.#actors.delete(actor);
+    this.#release(entry.preparedKey);
     entry.machine.send({ type: 'STOPPED' });
     this.logs.close(actor);
-    entry.log.info('actor stopped');
-    this.#emit('actor_stopped', { actor });
+    entry.log.info(entry.id === entry.module ? 'actor stopped' : 'actor instance stopped');
+    this.#emit('actor_stopped', { actor, module: entry.module });
   }
 
   actors(): ActorInfo[] {
@@ -457,6 +529,7 @@ export class Host {
   #info(e: ActorEntry): ActorInfo {
     return {
       id: e.id,
+      module: e.module,
       name: e.claims.wascap.name ?? '',
       issuer: e.claims.iss,
       caps: e.claims.wascap.caps ?? [],

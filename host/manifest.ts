@@ -15,10 +15,12 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { canonicalContract, normalizeLinkName } from './contracts.ts';
 import { ManifestError } from './errors.ts';
-import { describeIssues, hostOptionsSchema } from './options.ts';
+import { describeIssues, hostOptionsSchema, instanceIdSchema } from './options.ts';
 
 export interface PlannedActor {
   path: string;
+  /** Instance id (default: the module key); lets one module run as several instances. */
+  instance?: string;
   maxInstances?: number;
   deadlineMs?: number;
   config: Record<string, string>;
@@ -35,7 +37,7 @@ export interface PlannedProvider {
 }
 
 export interface PlannedLink {
-  /** Module key (`M…`) or an actor's claims name. */
+  /** Module key (`M…`), an actor's claims name, or an instance id. */
   actor: string;
   contract: string;
   linkName: string;
@@ -79,6 +81,7 @@ const wasmletSchema = z.strictObject({
     .array(
       z.strictObject({
         path: z.string().min(1),
+        instance: instanceIdSchema.optional(),
         maxInstances: z.number().int().min(1).optional(),
         deadlineMs: z.number().int().min(1).optional(),
         config: stringMap.default({}),
@@ -127,7 +130,7 @@ export function parseManifest(text: string, baseDir: string): HostPlan {
       format: 'wasmlet',
       host: m.host,
       labels: m.host.labels ?? {},
-      actors: m.actors.map((a) => ({ path: abs(a.path), config: a.config, ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) })),
+      actors: m.actors.map((a) => ({ path: abs(a.path), config: a.config, ...(a.instance ? { instance: a.instance } : {}), ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) })),
       providers: withImpliedProviders(providers, links),
       links,
     };

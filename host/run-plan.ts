@@ -53,8 +53,9 @@ export async function runPlan(plan: HostPlan, options: RunPlanOptions): Promise<
     const byName = new Map<string, string>();
     for (let i = 0; i < plan.actors.length; i++) {
       const a = plan.actors[i]!;
-      const info = await host.startActor(actorBytes[i]!, { config: a.config, ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) });
-      if (info.name) byName.set(info.name, info.id);
+      const info = await host.startActor(actorBytes[i]!, { config: a.config, ...(a.instance ? { instance: a.instance } : {}), ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) });
+      // A claims name or module key names the actor's only instance; instance ids name themselves.
+      if (info.id === info.module && info.name) byName.set(info.name, info.id);
     }
     for (const l of plan.links) {
       const actor = byName.get(l.actor) ?? l.actor;

@@ -110,6 +110,40 @@ bindings:
     }
   });
 
+  it('runs one module as two instances, each with its own links (a wasmlet manifest)', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
+    const [portA, portB] = [await freePort(), await freePort()];
+    const manifest = join(dir, 'instances.yaml');
+    const instance = (name: string, port: number, bucket: string) => `  - actor: ${name}
+    contract: wascc:http_server
+    values: { PORT: "${port}", ADDRESS: 127.0.0.1 }
+  - actor: ${name}
+    contract: wascc:keyvalue
+    values: { BUCKET: ${bucket} }
+`;
+    await writeFile(
+      manifest,
+      `apiVersion: wasmlet/v1
+kind: Host
+actors:
+  - { path: ${join(fixtures, 'kvcounter.wasm')}, instance: counter-a }
+  - { path: ${join(fixtures, 'kvcounter.wasm')}, instance: counter-b }
+links:
+${instance('counter-a', portA, 'a')}${instance('counter-b', portB, 'b')}`,
+    );
+    const p = run(['up', manifest]);
+    try {
+      await until(() => p.output().includes('wasmlet is up'), 'wasmlet is up', 20_000);
+      assert.match(p.output(), /wasmlet is up: 2 actor\(s\), 4 link\(s\)/);
+      const count = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/x`)).json()) as { counter: number }).counter;
+      assert.deepEqual([await count(portA), await count(portA), await count(portB)], [1, 2, 1], 'each instance counts in its own bucket');
+      assert.match(p.output(), /Key Value Counter instance counter-a \(MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ\)/);
+    } finally {
+      p.child.kill('SIGTERM');
+    }
+    assert.equal(await p.exited, 0);
+  });
+
   it('fails clearly for a contract it has no provider for', async () => {
     dir ??= await mkdtemp(join(tmpdir(), 'wasmlet-up-'));
     const manifest = join(dir, 'blobstore.yaml');

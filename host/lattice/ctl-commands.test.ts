@@ -123,6 +123,12 @@ test('ctl get hosts / inventory, as tables and JSON', async () => {
   assert.match(inv.stdout, /provider\s+wasmlet:keyvalue\/default\s+keyvalue\s+running/);
   const all = JSON.parse((await run(['ctl', 'get', 'inventory', ...L.args, '--json'])).stdout) as unknown[];
   assert.equal(all.length, 2);
+  // Instances of one module (e.g. a Kubernetes node's pods) are listed one per row, with the module they run.
+  L.hosts[0]!.actors.set('default/web-1/app', { id: 'default/web-1/app', module: ACTOR, name: 'Key Value Counter', state: 'running' });
+  const withInstances = await run(['ctl', 'get', 'inventory', L.hosts[0]!.id, ...L.args]);
+  assert.match(withInstances.stdout, /^HOST\s+KIND\s+ID\s+NAME\s+MODULE\s+STATE$/m);
+  assert.match(withInstances.stdout, new RegExp(`^${L.hosts[0]!.id}\\s+actor\\s+default/web-1/app\\s+Key Value Counter\\s+${ACTOR}\\s+running$`, 'm'));
+  L.hosts[0]!.actors.delete('default/web-1/app');
 
   const stopped = await run(['ctl', 'stop', 'actor', ACTOR, ...L.args]);
   assert.equal(stopped.stdout, `stopped ${ACTOR} on host ${L.hosts[1]!.id}\n`);

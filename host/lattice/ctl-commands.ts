@@ -224,10 +224,13 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
       withClient(cmd, flags, async (client) => {
         const inventories = await client.getInventory(host);
         if (flags.json) return json(inventories);
-        const rows = [['HOST', 'KIND', 'ID', 'NAME', 'STATE']];
+        // Instances (several running copies of one module) get a MODULE column naming it.
+        const moduleOf = (a: { id: string; module?: unknown }) => (typeof a.module === 'string' ? a.module : a.id);
+        const instances = inventories.some((inv) => inv.actors.some((a) => moduleOf(a) !== a.id));
+        const rows = [['HOST', 'KIND', 'ID', 'NAME', ...(instances ? ['MODULE'] : []), 'STATE']];
         for (const inv of inventories) {
-          for (const a of inv.actors) rows.push([inv.hostId, 'actor', a.id, a.name, a.state]);
-          for (const p of inv.providers) rows.push([inv.hostId, 'provider', `${p.contract}/${p.linkName}`, p.name, p.state]);
+          for (const a of inv.actors) rows.push([inv.hostId, 'actor', a.id, a.name, ...(instances ? [moduleOf(a)] : []), a.state]);
+          for (const p of inv.providers) rows.push([inv.hostId, 'provider', `${p.contract}/${p.linkName}`, p.name, ...(instances ? [''] : []), p.state]);
         }
         io.stdout(rows.length > 1 ? table(rows) : `nothing runs on lattice ${client.lattice}\n`);
       }),
