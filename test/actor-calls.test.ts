@@ -137,7 +137,7 @@ describe('actor-to-actor calls', () => {
       const callee = await aliased();
       // Starting it records its claims on the lattice, where one's calls look its alias up.
       const info = await two.host.startActor(callee.bytes);
-      await eventually(async () => assert.ok(one.claims.get(callee.id)), 'claims reach the other host', 5000);
+      await eventually(async () => assert.ok(one.claims.get(callee.id), 'the callee\'s claims reached the other host'), 'claims reach the other host', 5000);
       assert.equal(info.id, callee.id);
       const byKey = await toolboxActor({ name: 'nats-key-caller', caps: [callee.id] });
       const byAlias = await toolboxActor({ name: 'nats-alias-caller', caps: [ALIAS] });

@@ -81,7 +81,7 @@ describe('a lattice on a nats-server configured by `wasmlet lattice nats-config`
     await host.waitFor('wasmlet host is up', 45_000);
     await http.waitFor('wasmlet provider http-server is up', 45_000);
     const port = await freePort();
-    const put = await runWasmlet(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1'], env('ctl'));
+    const put = await runWasmlet(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1'], env('ctl'), 120_000);
     assert.equal(put.code, 0, put.stderr);
     const body = await eventually(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/secure`, { signal: AbortSignal.timeout(3000) });
@@ -109,7 +109,7 @@ describe('a lattice on a nats-server configured by `wasmlet lattice nats-config`
     assert.equal(await refused(ctl, () => ctl.publish(`${prefix}.ctl.ping.hosts`, new Uint8Array(0))), undefined);
     assert.equal(await refused(host, () => host.subscribe(`${prefix}.rpc.actor.${KVCOUNTER}`, { queue: 'wasmlet' })), undefined);
     // The lattice still works after the attempts.
-    const hosts = await runWasmlet(['ctl', 'get', 'hosts', '--json', '--gather-ms', '500'], { NATS_URL: nats.url, WASMLET_LATTICE_CREDS: creds.ctl! });
+    const hosts = await runWasmlet(['ctl', 'get', 'hosts', '--json', '--gather-ms', '500'], { NATS_URL: nats.url, WASMLET_LATTICE_CREDS: creds.ctl! }, 120_000);
     assert.equal((JSON.parse(hosts.stdout) as unknown[]).length, 2, hosts.stderr);
   });
 });

@@ -170,8 +170,8 @@ describe('a closed lattice of two hosts over NATS', () => {
       await assert.rejects(client.putLink({ actor: ECHO, contract: 'wascc:keyvalue', values: {} }), (err: unknown) => isWasmletError(err) && err.code === 'LINK_NOT_CLAIMED' && /does not claim wasmlet:keyvalue/.test(err.message));
     }
     // A plain client writes an HTTP link for echo straight into the bucket: no member takes it.
-    const raw = await connect({ servers: server.url });
-    const kv = await raw.jetstream().views.kv(latticeBucket(LATTICE, a.trust.scope, 'links'));
+    // (The ctl's NATS connection writes it: what a plain NATS client could, with no credential in the record.)
+    const kv = await clientNc.jetstream().views.kv(latticeBucket(LATTICE, a.trust.scope, 'links'));
     const echoPort = await freePort();
     await kv.put(`${ECHO}.wasmlet:httpserver.default`.replace(/:/g, '=3A'), JSON.stringify({ actor: ECHO, contract: 'wasmlet:httpserver', linkName: 'default', values: { PORT: String(echoPort), ADDRESS: '127.0.0.1' } }));
     await new Promise((r) => setTimeout(r, 300));
@@ -182,14 +182,13 @@ describe('a closed lattice of two hosts over NATS', () => {
     const narrow = await toolboxActor({ name: 'kv only', caps: ['wascc:keyvalue'] });
     const narrowPort = await freePort();
     await a.host.startActor(narrow.bytes);
-    await eventually(async () => assert.ok(b.host.claimsOf(narrow.id)), 'claims of the narrow actor', 5000);
+    await eventually(async () => assert.ok(b.host.claimsOf(narrow.id), 'B learns the claims of the narrow actor'), 'claims of the narrow actor', 5000);
     const store = await NatsLinkStore.open(clientNc, client.trust, {}, logger);
     await store.put({ actor: narrow.id, contract: 'wasmlet:httpserver', linkName: 'default', values: { PORT: String(narrowPort), ADDRESS: '127.0.0.1' } });
     await new Promise((r) => setTimeout(r, 300));
     await assert.rejects(get(narrowPort, '/'), 'the HTTP provider does not serve an actor that does not claim it');
     await store.delete(narrow.id, 'wasmlet:httpserver');
     await store.close();
-    await raw.close();
   });
 
   it('a NATS outage turns requests into fast 503s; after the restart the count goes on where it was', async () => {
