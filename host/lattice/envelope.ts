@@ -42,7 +42,7 @@ import { sizeBin, sizeHeader, sizeNum, sizeStr, Writer } from '../msgpack-writer
 import { encodePublicKey, isPublicKey, seedBytes, seedKind } from '../claims/keys.ts';
 import { BatchNotAddressedError, EnvelopeError, isLatticeAuthError, WasmletError, type LatticeDropReason } from '../errors.ts';
 import { MAX_TOKEN_BYTES, verifyBy, type LatticeTrust, type VerifiedMember } from './membership.ts';
-import { batchTag, FINGERPRINT_BYTES, PairKeyring, TAG_BYTES, tagsEqual, type PeerKeys } from './pair-keys.ts';
+import { batchTag, FINGERPRINT_BYTES, hostIdOfRaw, PairKeyring, TAG_BYTES, tagsEqual, type PeerKeys } from './pair-keys.ts';
 import type { ActorClaims } from '../types.ts';
 
 /** Error code of a batch that is garbled, forged, replayed, or from a sender that is not admitted. */
@@ -407,7 +407,7 @@ export function decodeBatch(frame: Uint8Array, options: VerifyEnvelopeOptions): 
   if (tags === 0) throw invalid('a batch with MACs must carry at least one tag');
   const bodyStart = 2 + KEY_LEN + tags * TAG_ENTRY;
   if (frame.byteLength <= bodyStart) throw invalid(`truncated (${frame.byteLength} bytes)`);
-  const senderId = encodePublicKey('server', frame.subarray(1, 1 + KEY_LEN));
+  const senderId = hostIdOfRaw(frame.subarray(1, 1 + KEY_LEN));
   const body = frame.subarray(bodyStart);
   const at = findTag(frame, tags, options.receiver.fingerprint);
   if (at < 0) throw notAddressed(body, `lattice batch from host ${senderId} carries no MAC for host ${options.receiver.publicKey}`);

@@ -16,7 +16,7 @@
  * public key.
  */
 import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { publicKeyBytes } from '../claims/keys.ts';
+import { encodePublicKey, publicKeyBytes } from '../claims/keys.ts';
 
 export const TAG_BYTES = 16;
 export const FINGERPRINT_BYTES = 8;
@@ -144,6 +144,23 @@ export function batchTag(key: Uint8Array, body: Uint8Array, prefix?: Uint8Array)
   const h = createHmac('sha256', key);
   if (prefix !== undefined) h.update(prefix);
   return h.update(body).digest().subarray(0, TAG_BYTES);
+}
+
+const hostIds = new Map<string, string>();
+
+/**
+ * The host id (`N…`) of 32 raw public-key bytes, as frames carry them: the nkey text is base32
+ * with a CRC, worth computing once per peer rather than once per message (cached, bounded).
+ */
+export function hostIdOfRaw(raw: Uint8Array): string {
+  const k = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+  let id = hostIds.get(k);
+  if (id === undefined) {
+    id = encodePublicKey('server', raw);
+    if (hostIds.size >= 4096) hostIds.clear();
+    hostIds.set(k, id);
+  }
+  return id;
 }
 
 /** Constant-time comparison of a tag from a frame with the one computed here. */

@@ -4,10 +4,9 @@
  */
 import { decode, encode } from '../codec.ts';
 import { WasmletError } from '../errors.ts';
-import { encodePublicKey } from '../claims/keys.ts';
 import { HOST_KEY_INVALID, invalid, isPlainObject, refusedMember, type HostKey } from './envelope.ts';
 import { MAX_TOKEN_BYTES, verifyBy, type LatticeTrust, type VerifiedMember } from './membership.ts';
-import { batchTag, TAG_BYTES, tagsEqual, type PeerKeys } from './pair-keys.ts';
+import { batchTag, hostIdOfRaw, TAG_BYTES, tagsEqual, type PeerKeys } from './pair-keys.ts';
 
 // ---------------------------------------------------------------------------------- replies
 
@@ -61,9 +60,20 @@ const LABEL = 'wasmlet replies v6\0';
 /** How a reply batch is authenticated: mirrors the batch it answers (signed for signed, MAC for MAC'd). */
 export type ReplyAuth = { kind: 'open'; hostId: string } | { kind: 'signed'; token: string; key: HostKey } | { kind: 'mac'; key: HostKey; peer: PeerKeys };
 
-/** The bytes a reply batch's authentication covers before its entries: the label and the caller's inbox. */
+const prefixes = new Map<string, Buffer>();
+
+/**
+ * The bytes a reply batch's authentication covers before its entries: the label and the caller's
+ * inbox (one per calling bus, so cached, bounded).
+ */
 function replyPrefixBytes(reply: string): Buffer {
-  return Buffer.from(`${LABEL}${reply}\0`, 'latin1');
+  let p = prefixes.get(reply);
+  if (p === undefined) {
+    p = Buffer.from(`${LABEL}${reply}\0`, 'latin1');
+    if (prefixes.size >= 4096) prefixes.clear();
+    prefixes.set(reply, p);
+  }
+  return p;
 }
 
 /** Bytes of the frame before the entries. */
@@ -174,7 +184,7 @@ export function readReplyBatch(data: Uint8Array, options: ReplyBatchOptions, eac
       responder = { hostId: member.hostId, member };
     } else {
       if (data.byteLength < 1 + KEY_LEN + TAG_BYTES) throw invalid('reply batch truncated');
-      const hostId = encodePublicKey('server', data.subarray(1, 1 + KEY_LEN));
+      const hostId = hostIdOfRaw(data.subarray(1, 1 + KEY_LEN));
       const member = trust.known(hostId);
       if (!member) throw invalid(`reply batch with a MAC from ${hostId}, a member this host has not verified`, undefined, 'refused');
       const peer = options.key.peer(hostId);
