@@ -115,27 +115,35 @@ export async function bundleActor(project: ActorProject): Promise<string> {
     throw new ActorBuildError('BUNDLE_FAILED', `the entry module ${relative(project.dir, project.entryPath)} does not exist (actor.json "entry")`);
   }
   const wrapper = [
-    `import handler from ${JSON.stringify(project.entryPath)};`,
-    `import { exportHttpHandler } from ${JSON.stringify(join(SDK_GUEST_DIR, 'entry.ts'))};`,
-    `export const httpHandler = exportHttpHandler(handler);`,
+    `import * as actor from ${JSON.stringify(project.entryPath)};`,
+    `import { exportHttpHandler, exportMessageHandler } from ${JSON.stringify(join(SDK_GUEST_DIR, 'entry.ts'))};`,
+    `export const httpHandler = exportHttpHandler(actor.default);`,
+    `export const messageHandler = exportMessageHandler(actor.handleMessage);`,
   ].join('\n');
+  const common = {
+    absWorkingDir: project.dir,
+    bundle: true,
+    write: false as const,
+    format: 'esm' as const,
+    platform: 'neutral' as const,
+    target: 'es2022',
+    mainFields: ['module', 'main'],
+    external: ['wasmlet:actor/*', 'wasi:*'],
+    alias: { [SDK_IMPORT]: SDK_GUEST_ENTRY },
+    logLevel: 'silent' as const,
+    charset: 'utf8' as const,
+  };
   try {
-    const result = await esbuild.build({
-      stdin: { contents: wrapper, resolveDir: project.dir, sourcefile: 'wasmlet-actor-entry.js', loader: 'js' },
-      absWorkingDir: project.dir,
-      bundle: true,
-      write: false,
-      format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      mainFields: ['module', 'main'],
-      external: ['wasmlet:actor/*', 'wasi:*'],
-      alias: { [SDK_IMPORT]: SDK_GUEST_ENTRY },
-      logLevel: 'silent',
-      charset: 'utf8',
-    });
+    // What the module exports decides what it handles: HTTP (default), messages (handleMessage).
+    const probe = await esbuild.build({ ...common, entryPoints: [project.entryPath], outdir: 'probe', metafile: true });
+    const exported = Object.values(probe.metafile?.outputs ?? {})[0]?.exports ?? [];
+    if (!exported.includes('default') && !exported.includes('handleMessage')) {
+      throw new ActorBuildError('NO_HANDLER', `${relative(project.dir, project.entryPath)} has no default export and no handleMessage export: export the HTTP handler, e.g. \`export default handler((req) => text('hello'))\`, or a message handler, \`export function handleMessage(msg: Message) {…}\``);
+    }
+    const result = await esbuild.build({ ...common, stdin: { contents: wrapper, resolveDir: project.dir, sourcefile: 'wasmlet-actor-entry.js', loader: 'js' } });
     return locationIndependent(result.outputFiles[0]!.text, project.dir);
   } catch (err) {
+    if (err instanceof ActorBuildError) throw err;
     const errors = (err as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } | null }> }).errors ?? [];
     if (errors.some((e) => /No matching export .* for import "default"/.test(e.text))) {
       throw new ActorBuildError('NO_HANDLER', `${relative(project.dir, project.entryPath)} has no default export: export the HTTP handler, e.g. \`export default handler((req) => text('hello'))\``, { cause: err });

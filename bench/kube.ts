@@ -3,7 +3,9 @@
  * and cached, against a baseline measured in the same run (starting the same actor straight on
  * the host, no Kubernetes); a burst of pods applied at once; and pods per node at steady state
  * (memory per idle actor pod, API requests per second while nothing changes).
- * Usage: node --import tsx bench/kube.ts [--pods 10] [--burst 50] [--steady 200]
+ * Then the same node against the sandbox (kube-sandbox.ts): apply → Ready of single pods and of a
+ * Deployment's pods through the API and scheduler, and the CPU of a readiness probe.
+ * Usage: node --expose-gc --import tsx bench/kube.ts [--pods 10] [--burst 50] [--steady 200] [--sandbox-only]
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import { createImagePuller, NodeAgent, pushWasm } from '../kube/index.ts';
 import { startOciRegistry, type OciRegistry } from '../test/helpers/oci-registry.ts';
 import { compileWat, signTestActor, toolboxWat, type SignedTestActor } from '../test/helpers/wat.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../test/kube-api-server/index.ts';
+import { reportSandbox, runSandbox } from './kube-sandbox.ts';
 
 export interface KubeBenchOptions {
   /** Pods applied one after another for the latency figures. Default 10. */
@@ -194,5 +197,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (pods) opts.pods = pods;
   if (burst) opts.burst = burst;
   if (steady) opts.steady = steady;
-  process.stdout.write(`## Kubernetes node agent\n\n${report(await run(opts))}\n`);
+  if (!process.argv.includes('--sandbox-only')) process.stdout.write(`## Kubernetes node agent\n\n${report(await run(opts))}\n`);
+  process.stdout.write(`\n## Kubernetes node on the sandbox\n\n${reportSandbox(await runSandbox(pods ? { pods } : {}))}\n`);
 }

@@ -5,11 +5,13 @@
  *   what one hop over NATS costs with the stock client and nothing else);
  * - wasmlet: `wasmlet provider http-server` in one process → `wasmlet host` running waSCC's
  *   kvcounter in another → key-value, either in the host's process (memory backend) or in a
- *   third process (`wasmlet provider keyvalue`, memory backend), antiforgery on and off, and
+ *   third process (`wasmlet provider keyvalue`, memory backend), on a closed lattice (every
+ *   process holds a member credential; every message authenticated) and on an open one
+ *   (`--insecure`, nothing authenticated), and
  *   the third-process variant again with 8 workers on the host (a waPC host call blocks its
  *   worker for the round trip, so workers bound the calls in flight);
  * - the in-process path (`wasmlet up`, same actor, memory key-value), so the hop's cost shows.
- * Plus the bus alone: calls/s between two NatsBus instances in one process, signed and not.
+ * Plus the bus alone: calls/s between two NatsBus instances in one process, closed and open.
  *
  * Every path that crosses NATS talks to a nats-server of its own that this run starts (loopback,
  * free port, JetStream for the lattice's link bucket). All paths are started
@@ -29,7 +31,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
 import pino from 'pino';
-import { connectNats, generateKeyPair, NatsBus } from '../host/index.ts';
+import { connectNats, generateKeyPair, LatticeTrust, mintMemberCredentials, NatsBus, type MemberRole } from '../host/index.ts';
+import { authCosts, type AuthCost } from './lattice-auth.ts';
 import { startNatsServer, type NatsServer } from '../test/helpers/nats-server.ts';
 import { freePort, load, loadOptionsFromArgs, root, startProcess, type LoadOptions, type LoadResult } from './lib.ts';
 
@@ -43,9 +46,9 @@ export const names = {
   raw: 'raw node:http',
   bridge: 'HTTP → NATS request() → responder',
   lattice2: 'lattice: HTTP proc → kvcounter host (KV in host)',
-  lattice2Off: 'lattice: HTTP proc → kvcounter host (KV in host), no antiforgery',
+  lattice2Off: 'lattice: HTTP proc → kvcounter host (KV in host), open lattice (--insecure)',
   lattice3: 'lattice: HTTP proc → kvcounter host → KV proc',
-  lattice3Off: 'lattice: HTTP proc → kvcounter host → KV proc, no antiforgery',
+  lattice3Off: 'lattice: HTTP proc → kvcounter host → KV proc, open lattice (--insecure)',
   lattice3Workers: 'lattice: HTTP proc → kvcounter host (8 workers) → KV proc',
   local: 'in-process: wasmlet up kvcounter (memory KV)',
 } as const;
@@ -168,24 +171,40 @@ async function startBridge(): Promise<Path> {
 let latticeSeq = 0;
 
 /** HTTP provider process → host process running kvcounter → key-value in the host or in a third process. */
-async function startLattice(name: string, dir: string, kv: 'host' | 'process', antiforgery: boolean, hostArgs: string[] = []): Promise<Path> {
+/** A lattice issuer of this run's own, minting member credentials. */
+function benchIssuer(lattice: string): { mint(role: MemberRole): ReturnType<typeof mintMemberCredentials> } {
+  const key = generateKeyPair('account');
+  return { mint: (role) => mintMemberCredentials({ lattice, issuer: key.publicKey, issuerSeed: key.seed }, { role }) };
+}
+
+async function startLattice(name: string, dir: string, kv: 'host' | 'process', closed: boolean, hostArgs: string[] = []): Promise<Path> {
   const latticeId = `bench${process.pid}x${latticeSeq++}`;
-  const flags = ['--log-level', 'warn', ...(antiforgery ? [] : ['--no-antiforgery'])];
+  const flags = ['--log-level', 'warn', ...(closed ? [] : ['--insecure'])];
+  // On a closed lattice each process (and ctl) holds a member credential of its role.
+  const creds: Partial<Record<MemberRole, string>> = {};
+  if (closed) {
+    const issuer = benchIssuer(latticeId);
+    for (const role of ['host', 'provider', 'ctl'] as const) {
+      creds[role] = join(dir, `${latticeId}-${role}.creds`);
+      await writeFile(creds[role]!, (await issuer.mint(role)).creds, { mode: 0o600 });
+    }
+  }
   const manifest = join(dir, `${latticeId}.yaml`);
   // With the key-value link in the manifest, the host runs a memory key-value provider itself.
   await writeFile(manifest, `actors: [${KVCOUNTER_WASM}]\n${kv === 'host' ? `bindings:\n  - actor: ${KVCOUNTER}\n    capability: wascc:keyvalue\n` : ''}`);
   const port = await freePort();
   const procs: Proc[] = [];
   const nats = await startNatsServer();
-  const env = { NATS_URL: nats.url, WASMLET_LATTICE: latticeId };
+  const env = (role: MemberRole) => ({ NATS_URL: nats.url, ...(closed ? { WASMLET_LATTICE_CREDS: creds[role]! } : { WASMLET_LATTICE: latticeId }) });
+  const ctlFlags = closed ? [] : ['--insecure'];
   return started(name, `http://127.0.0.1:${port}/bench/counter`, procs, async () => {
-    procs.push(await startProcess([WASMLET, 'host', '--manifest', manifest, ...hostArgs, ...flags], 'wasmlet host is up', env));
-    procs.push(await startProcess([WASMLET, 'provider', 'http-server', ...flags], 'wasmlet provider http-server is up', env));
+    procs.push(await startProcess([WASMLET, 'host', '--manifest', manifest, ...hostArgs, ...flags], 'wasmlet host is up', env('host')));
+    procs.push(await startProcess([WASMLET, 'provider', 'http-server', ...flags], 'wasmlet provider http-server is up', env('provider')));
     if (kv === 'process') {
-      procs.push(await startProcess([WASMLET, 'provider', 'keyvalue', ...flags], 'wasmlet provider keyvalue is up', env));
-      await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:keyvalue'], env);
+      procs.push(await startProcess([WASMLET, 'provider', 'keyvalue', ...flags], 'wasmlet provider keyvalue is up', env('provider')));
+      await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:keyvalue', ...ctlFlags], env('ctl'));
     }
-    await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1'], env);
+    await wasmletCmd(['ctl', 'link', 'put', KVCOUNTER, 'wascc:http_server', '--value', `PORT=${port}`, '--value', 'ADDRESS=127.0.0.1', ...ctlFlags], env('ctl'));
     await until200(`http://127.0.0.1:${port}/warm`);
   }, nats);
 }
@@ -204,7 +223,8 @@ async function startInProcess(dir: string): Promise<Path> {
 // ------------------------------------------------------------------ the bus alone
 
 export interface BusResult {
-  antiforgery: boolean;
+  /** A closed lattice (member credentials, authenticated batches and replies) or an open one. */
+  closed: boolean;
   inFlight: number;
   callsPerSec: number;
   /** Calls per batch message, on average. */
@@ -212,12 +232,14 @@ export interface BusResult {
 }
 
 /** Two buses on two connections in this process; `inFlight` callers loop for `seconds`. */
-export async function busThroughput(nats: NatsServer, antiforgery: boolean, inFlight: number, seconds: number): Promise<BusResult> {
+export async function busThroughput(nats: NatsServer, closed: boolean, inFlight: number, seconds: number): Promise<BusResult> {
   const logger = pino({ level: 'silent' });
   const lattice = `busbench${latticeSeq++}`;
   const [nca, ncb] = [await connectNats({ servers: [nats.url] }, logger), await connectNats({ servers: [nats.url] }, logger)];
-  const a = new NatsBus(nca, { lattice, hostSeed: generateKeyPair('server').seed, antiforgery }, logger);
-  const b = new NatsBus(ncb, { lattice, hostSeed: generateKeyPair('server').seed, antiforgery }, logger);
+  const issuer = benchIssuer(lattice);
+  const trust = async () => (closed ? LatticeTrust.closed(await issuer.mint('host')) : LatticeTrust.insecure(lattice));
+  const a = new NatsBus(nca, await trust(), {}, logger);
+  const b = new NatsBus(ncb, await trust(), {}, logger);
   try {
     b.serve('actor.MBENCH', async (inv) => inv.msg);
     await b.flush();
@@ -237,7 +259,7 @@ export async function busThroughput(nats: NatsServer, antiforgery: boolean, inFl
     const [n1, b1, t1] = [done, a.stats().batchesSent, performance.now()];
     stop = true;
     await Promise.all(callers);
-    return { antiforgery, inFlight, callsPerSec: (n1 - n0) / ((t1 - t0) / 1000), perBatch: (n1 - n0) / Math.max(1, b1 - b0) };
+    return { closed, inFlight, callsPerSec: (n1 - n0) / ((t1 - t0) / 1000), perBatch: (n1 - n0) / Math.max(1, b1 - b0) };
   } finally {
     await a.close();
     await b.close();
@@ -252,6 +274,8 @@ export interface LatticeBench {
   /** Every measured run of every path, by path name, in run order. */
   runs: Record<string, LoadResult[]>;
   bus: BusResult[];
+  /** What authentication costs per message (closed lattice). */
+  auth: AuthCost[];
   repeat: number;
 }
 
@@ -270,11 +294,13 @@ export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): P
   const nats = options.only === 'http' ? undefined : await startNatsServer();
   const runs: Record<string, LoadResult[]> = {};
   const bus: BusResult[] = [];
+  const auth: AuthCost[] = [];
   const record = (r: LoadResult) => (runs[r.name] ??= []).push(r);
   try {
     if (nats) {
-      for (const antiforgery of [true, false]) {
-        for (const inFlight of [16, 256]) bus.push(await busThroughput(nats, antiforgery, inFlight, Math.max(2, Math.min(opts.durationSec, 5))));
+      auth.push(...(await authCosts()));
+      for (const closed of [true, false]) {
+        for (const inFlight of [16, 256]) bus.push(await busThroughput(nats, closed, inFlight, Math.max(2, Math.min(opts.durationSec, 5))));
       }
     }
     if (options.only !== 'bus') {
@@ -303,7 +329,7 @@ export async function run(opts: LoadOptions, options: LatticeRunOptions = {}): P
         await Promise.all(paths.map((p) => p.stop()));
       }
     }
-    return { runs, bus, repeat };
+    return { runs, bus, auth, repeat };
   } finally {
     await nats?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -361,7 +387,11 @@ export function report(r: LatticeBench): string {
   }
   if (r.bus.length) {
     parts.push('| bus alone (one process, two connections) | in flight | calls/s | calls per batch |', '|---|---:|---:|---:|');
-    for (const b of r.bus) parts.push(`| antiforgery ${b.antiforgery ? 'on' : 'off'} | ${b.inFlight} | ${Math.round(b.callsPerSec)} | ${b.perBatch.toFixed(1)} |`);
+    for (const b of r.bus) parts.push(`| ${b.closed ? 'closed' : 'open (--insecure)'} | ${b.inFlight} | ${Math.round(b.callsPerSec)} | ${b.perBatch.toFixed(1)} |`);
+  }
+  if (r.auth.length) {
+    parts.push('', '| authentication, per message (closed lattice, one thread) | µs |', '|---|---:|');
+    for (const a of r.auth) parts.push(`| ${a.what} | ${a.micros.toFixed(1)} |`);
   }
   return parts.join('\n').trimEnd();
 }

@@ -1,11 +1,12 @@
 /**
  * All benchmarks in one run, each path as a ratio to a baseline measured in the same run.
- * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component|fair-share|lattice [--repeat 3] [--spinners 4]]
+ * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component|fair-share|lattice|messaging [--repeat 3] [--spinners 4]]
  */
 import * as component from './component.ts';
 import * as fairShare from './fair-share.ts';
 import * as http from './http.ts';
 import * as lattice from './lattice.ts';
+import * as messaging from './messaging.ts';
 import { loadOptionsFromArgs, table } from './lib.ts';
 
 const opts = loadOptionsFromArgs(process.argv);
@@ -25,4 +26,8 @@ if (!only || only === 'fair-share') {
 }
 if (!only || only === 'lattice') {
   print(`\n## The NATS lattice\n\n${lattice.report(await lattice.run(opts, lattice.latticeOptionsFromArgs(process.argv)))}\n`);
+}
+if (!only || only === 'messaging') {
+  const mo = { ...messaging.messagingOptionsFromArgs(process.argv), durationSec: opts.durationSec, warmupSec: opts.warmupSec };
+  print(`\n## Messaging: deliveries to a subscribed actor\n\n${messaging.report(await messaging.run(mo))}\n`);
 }

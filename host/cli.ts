@@ -5,15 +5,16 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { registerActorCommands } from '../actors-sdk/index.ts';
-import { builtinProviders, HttpServerProvider, KeyValueProvider, LoggingProvider, natsBackend } from '../capabilities/index.ts';
-import { createImagePuller, registerKubeletCommand, registerPushCommand } from '../kube/index.ts';
+import { builtinProviders, ExtrasProvider, HttpClientProvider, HttpServerProvider, KeyValueProvider, LoggingProvider, MessagingProvider, natsBackend } from '../capabilities/index.ts';
+import { createImagePuller, parseImageReference, registerKubeletCommand, registerPushCommand, registerSandboxCommand } from '../kube/index.ts';
 import { registerLatticeCommands } from './cli/lattice-commands.ts';
 import { registerCtlCommands } from './lattice/ctl-commands.ts';
-import { HTTP_SERVER, KEY_VALUE, LOGGING } from './contracts.ts';
-import { readFile } from 'node:fs/promises';
+import { EXTRAS, HTTP_CLIENT, HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING } from './contracts.ts';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { registerClaimsCommands } from './cli/claims-commands.ts';
+import { registerLatticeAdminCommands } from './cli/lattice-admin-commands.ts';
+import { loadActorRef } from './cli/actor-refs.ts';
 import { isWasmletError } from './errors.ts';
 import { loadManifest } from './manifest.ts';
 import { runPlan } from './run-plan.ts';
@@ -55,7 +56,7 @@ program
       ...(opts.maxInstances ? { maxInstances: opts.maxInstances } : {}),
     };
     const host = await runPlan(plan, { logger, providers: builtinProviders, hostOverrides: overrides });
-    const actors = host.actors().map((a) => `${a.name} (${a.id})`);
+    const actors = host.actors().map((a) => (a.id === a.module ? `${a.name} (${a.id})` : `${a.name} instance ${a.id} (${a.module})`));
     logger.info({ manifest, format: plan.format, actors, links: host.links.list().length }, 'wasmlet is up');
     // Whatever the log level, say plainly that the host is serving (scripts wait for this line).
     process.stderr.write(`wasmlet is up: ${actors.length} actor(s), ${host.links.list().length} link(s); Ctrl-C to stop\n`);
@@ -66,8 +67,10 @@ program
 
 const io = { stdout: (s: string) => void process.stdout.write(s), stderr: (s: string) => void process.stderr.write(s) };
 registerClaimsCommands(program, io);
+registerLatticeAdminCommands(program, io);
 registerPushCommand(program, io);
 registerKubeletCommand(program, { ...io, env: process.env });
+registerSandboxCommand(program, { ...io, env: process.env });
 
 const stop = new AbortController();
 const untilStopped = () => untilSignal().then((sig) => (stop.abort(), sig));
@@ -79,11 +82,15 @@ registerLatticeCommands(program, { ...io, env: process.env, untilStopped }, {
     'http-server': { contract: HTTP_SERVER, make: (o) => new HttpServerProvider(o) },
     keyvalue: { contract: KEY_VALUE, make: (o, _l, nc) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) },
     logging: { contract: LOGGING, make: () => new LoggingProvider() },
+    messaging: { contract: MESSAGING, make: (o) => new MessagingProvider(o) },
+    httpclient: { contract: HTTP_CLIENT, make: (o) => new HttpClientProvider(o) },
+    extras: { contract: EXTRAS, make: () => new ExtrasProvider() },
   },
   manifestProviders: (nc) => ({ ...builtinProviders, [KEY_VALUE]: (o) => new KeyValueProvider(o, { nats: natsBackend({ connection: nc }) }) }),
-  // A path on this machine, or an OCI reference (pulled if not cached).
-  load: async (ref) => (ref.startsWith('/') || ref.startsWith('.') || ref.endsWith('.wasm') ? readFile(ref) : (await puller.pull(ref, { policy: 'IfNotPresent' })).bytes),
+  load: (ref, policy) => loadActorRef(ref, policy, { registryOf: (r) => parseImageReference(r).registry, pull: async (r) => (await puller.pull(r, { policy: 'IfNotPresent' })).bytes }),
+  version: pkg.version,
 });
+
 registerActorCommands(program, io, process.env.WASMLET_KEYS_DIR ? { keysDir: process.env.WASMLET_KEYS_DIR } : {});
 
 try {

@@ -6,6 +6,9 @@
 export const HTTP_SERVER = 'wasmlet:httpserver';
 export const KEY_VALUE = 'wasmlet:keyvalue';
 export const LOGGING = 'wasmlet:logging';
+export const MESSAGING = 'wasmlet:messaging';
+export const EXTRAS = 'wasmlet:extras';
+export const HTTP_CLIENT = 'wasmlet:httpclient';
 
 const aliases: Record<string, string> = {
   'wascc:http_server': HTTP_SERVER,
@@ -14,6 +17,11 @@ const aliases: Record<string, string> = {
   'wasmcloud:keyvalue': KEY_VALUE,
   'wascc:logging': LOGGING,
   'wasmcloud:logging': LOGGING,
+  'wascc:messaging': MESSAGING,
+  'wasmcloud:messaging': MESSAGING,
+  'wascc:extras': EXTRAS,
+  'wascc:http_client': HTTP_CLIENT,
+  'wasmcloud:httpclient': HTTP_CLIENT,
 };
 
 /** The canonical id of a contract id or alias; unknown ids are returned unchanged. */

@@ -70,6 +70,37 @@ export class BatchNotAddressedError extends WasmletError {
   }
 }
 
+/** Why a lattice refused a member, a credential or a message. */
+export type LatticeAuthErrorCode =
+  | 'LATTICE_CREDS_MISSING' // a closed lattice, and no credential was given
+  | 'LATTICE_CREDS_INVALID' // a creds file that is unreadable, malformed, expired or not a member's
+  | 'MEMBER_FORGED' // a credential that is not signed by this lattice's issuer, or not a credential at all
+  | 'MEMBER_REFUSED' // a genuine credential that does not admit the sender here: expired, another lattice, the wrong role
+  | 'MESSAGE_REFUSED' // a message that is unsigned, forged, stale or replayed
+  | 'LATTICE_ISSUER_EXISTS' // `lattice init` would replace an issuer
+  | 'LATTICE_ISSUER_UNREADABLE'; // an issuer directory that cannot be read
+
+export class LatticeAuthError extends WasmletError {
+  declare readonly code: LatticeAuthErrorCode;
+  constructor(code: LatticeAuthErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'LatticeAuthError';
+  }
+}
+
+/** Why the lattice dropped a message (counted per reason). */
+export type LatticeDropReason = 'malformed' | 'forged' | 'refused' | 'stale' | 'replayed' | 'misrouted';
+
+/** A lattice batch or reply that is dropped whole: garbled, forged, or from a sender that is not admitted. */
+export class EnvelopeError extends WasmletError {
+  readonly reason: LatticeDropReason;
+  constructor(reason: LatticeDropReason, message: string, options?: { cause?: unknown }) {
+    super('ENVELOPE_INVALID', message, options);
+    this.name = 'EnvelopeError';
+    this.reason = reason;
+  }
+}
+
 export class ManifestError extends WasmletError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('MANIFEST_INVALID', message, options);
@@ -106,6 +137,12 @@ export function isInvocationError(err: unknown): err is InvocationError {
 }
 export function isBatchNotAddressed(err: unknown): err is BatchNotAddressedError {
   return err instanceof BatchNotAddressedError;
+}
+export function isLatticeAuthError(err: unknown): err is LatticeAuthError {
+  return err instanceof LatticeAuthError;
+}
+export function isEnvelopeError(err: unknown): err is EnvelopeError {
+  return err instanceof EnvelopeError;
 }
 export function isManifestError(err: unknown): err is ManifestError {
   return err instanceof ManifestError;

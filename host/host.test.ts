@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { compileWat, signTestActor, testAccount, toolboxActor, toolboxWat, type SignedTestActor } from '../test/helpers/wat.ts';
-import { decode, encode, generateKeyPair, Host, InProcessBus, InvocationError, MemoryLinkStore, type HostEvent, type LinkDefinition, isClaimsError, isInvocationError, KEY_VALUE, type CapabilityProvider, type ProviderCall } from './index.ts';
+import { decode, encode, generateKeyPair, Host, InProcessBus, InvocationError, MemoryClaimsSource, MemoryLinkStore, type HostEvent, type LinkDefinition, isClaimsError, isInvocationError, KEY_VALUE, type CapabilityProvider, type ProviderCall } from './index.ts';
 
 const fixtures = new URL('../../shared/fixtures/', import.meta.url);
 const echoBytes = readFileSync(new URL('wascc/echo.wasm', fixtures));
@@ -210,8 +210,10 @@ describe('host', () => {
   it('shares links and calls between hosts on one bus: a provider-only host serves another host\'s actor', async () => {
     const bus = new InProcessBus();
     const links = new MemoryLinkStore();
-    const actorsHost = await Host.start({ workers: 2 }, { logger, bus, links });
-    const providerHost = await Host.start({ workers: 0 }, { logger, bus, links });
+    // Hosts that share a bus share what they know of links and claims, as lattice members do.
+    const claims = new MemoryClaimsSource();
+    const actorsHost = await Host.start({ workers: 2 }, { logger, bus, links, claims });
+    const providerHost = await Host.start({ workers: 0 }, { logger, bus, links, claims });
     const events: HostEvent[] = [];
     const off = actorsHost.onEvent((e) => events.push(e));
     try {

@@ -3,13 +3,28 @@
  * routes invocations: actor → provider (host calls, checked against claims and links at call
  * time) and provider → actor. Local-first: targets on this host are called directly; anything
  * else goes over the bus.
+ *
+ * Claims hold everywhere: a link is refused when the actor's claims (its own, or the ones the
+ * lattice recorded, `ClaimsSource`) do not name its contract; a link is applied to a provider on
+ * this host only once the actor's claims are known and name it; a provider calls an actor only
+ * when the actor claims the provider's contract; and a call from another host to a provider here
+ * is served only for an actor that claims the contract and is linked to it.
+ *
+ * Instances: an actor's signed identity is its module key (`M…`); a running copy of it is an
+ * instance, keyed by its instance id, with its own links, config, logs, status and trap count.
+ * Everything the host keys by "actor" (links, invocations, logs, bus targets, worker pool
+ * entries) is keyed by the instance id. By default the instance id is the module key (one
+ * instance per actor, as waSCC had); `startActor(bytes, { instance })` starts more copies of one
+ * module side by side (a pod's container: `namespace/pod/container`), sharing its compiled form.
  */
 import { EventEmitter } from 'node:events';
 import { createActor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { actorMachine } from './actor-machine.ts';
+import { ActorCalls, callAliasOf, claimsDirectory, isActorNamespace, type ActorDirectory } from './actor-calls.ts';
 import { actorTarget, InProcessBus, providerTarget, type Bus, type BusInvocation, type BusSubscription } from './bus.ts';
 import { verifyActor } from './claims/claims.ts';
+import { MemoryClaimsSource, type ClaimsSource } from './claims-source.ts';
 import { generateKeyPair } from './claims/keys.ts';
 import { canonicalContract, normalizeLinkName } from './contracts.ts';
 import { ActorLoadError, InvocationError, WasmletError } from './errors.ts';
@@ -17,7 +32,7 @@ import { MemoryLinkStore, normalizeLink, type LinkEvent, type LinkStore } from '
 import { MemoryLogStore } from './log-store.ts';
 import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, type HostOptions, type HostOptionsInput } from './options.ts';
 import { createProviderActor, stopProviderActor, untilRunning, type ProviderActor } from './provider-machine.ts';
-import type { ActorRuntime, PreparedActor } from './runtime/runtime.ts';
+import type { ActorRuntime, PrepareOptions, PreparedActor } from './runtime/runtime.ts';
 import { wapcRuntime } from './runtime/wapc.ts';
 import { componentRuntime } from './runtime/component.ts';
 import { prepareActor } from './runtime/prepare.ts';
@@ -31,7 +46,11 @@ export interface HostDeps {
   bus?: Bus;
   links?: LinkStore;
   logs?: LogStore;
+  /** Where claims of actors on other hosts are learned, and this host's are recorded. Default: in memory. */
+  claims?: ClaimsSource;
   runtimes?: ActorRuntime[];
+  /** Where actor-to-actor calls find targets that are not on this host, or named by call alias (default: the claims source). */
+  actors?: ActorDirectory;
 }
 
 export type HostEventType = 'actor_started' | 'actor_stopped' | 'actor_start_failed' | 'provider_started' | 'provider_stopped' | 'link_put' | 'link_deleted';
@@ -41,8 +60,12 @@ export interface HostEvent {
   data: Record<string, unknown>;
 }
 
+/** One running instance of an actor. */
 export interface ActorInfo {
+  /** The instance id: what links, invocations and logs name. The module key unless started with `instance`. */
   id: string;
+  /** The module key (`M…`): the actor's signer-verified identity. */
+  module: string;
   name: string;
   issuer: string;
   caps: string[];
@@ -59,7 +82,10 @@ export interface ActorInfo {
 }
 
 interface ActorEntry {
+  /** Instance id. */
   id: string;
+  /** Module key. */
+  module: string;
   claims: ActorClaims;
   caps: Set<string>;
   prepared: PreparedActor;
@@ -71,7 +97,17 @@ interface ActorEntry {
   machine: Actor<typeof actorMachine>;
   log: Logger;
   sub?: BusSubscription;
+  /** Key of the shared prepared module. */
+  preparedKey: string;
 }
+
+/** A compiled actor shared by the instances of one module. */
+interface SharedPrepared {
+  prepared: Promise<PreparedActor>;
+  users: number;
+}
+
+const MODULE_KEY = /^M[A-Z2-7]{55}$/;
 
 interface ProviderEntry {
   provider: CapabilityProvider;
@@ -89,11 +125,19 @@ export class Host {
   readonly bus: Bus;
   readonly links: LinkStore;
   readonly logs: LogStore;
+  readonly claims: ClaimsSource;
   readonly #runtimes: ActorRuntime[];
   readonly #pool: WorkerPool;
   readonly #actors = new Map<string, ActorEntry>();
+  /** Instance ids being started (claimed before the async compile, so two starts cannot race). */
+  readonly #starting = new Set<string>();
+  readonly #prepared = new Map<string, SharedPrepared>();
   readonly #providers = new Map<string, ProviderEntry>();
   readonly #unsubscribeLinks: () => void;
+  readonly #unsubscribeClaims: () => void;
+  /** Links for local providers that wait for their actor's claims to be known, by link key. */
+  readonly #awaitingClaims = new Map<string, LinkDefinition>();
+  readonly #actorCalls: ActorCalls;
   #stopped = false;
 
   private constructor(options: HostOptions, deps: HostDeps) {
@@ -103,6 +147,7 @@ export class Host {
     this.bus = deps.bus ?? new InProcessBus();
     this.links = deps.links ?? new MemoryLinkStore();
     this.logs = deps.logs ?? new MemoryLogStore();
+    this.claims = deps.claims ?? new MemoryClaimsSource();
     this.#runtimes = deps.runtimes ?? [wapcRuntime, componentRuntime];
     this.#pool = new WorkerPool({
       size: options.workers,
@@ -114,6 +159,16 @@ export class Host {
       onFailure: (actor, _code, message) => this.#actors.get(actor)?.machine.send({ type: 'TRAP', error: message }),
     });
     this.#unsubscribeLinks = this.links.subscribe((e) => this.#onLinkEvent(e));
+    this.#unsubscribeClaims = this.claims.subscribe((c) => this.#onClaims(c.sub));
+    this.#actorCalls = new ActorCalls({
+      bus: this.bus,
+      directory: deps.actors ?? claimsDirectory(this.claims),
+      local: {
+        claims: (id) => this.#actors.get(id)?.claims,
+        byAlias: (alias) => [...this.#actors.values()].find((e) => callAliasOf(e.claims) === alias)?.id,
+        invoke: (id, op, msg, deadlineMs) => this.#pool.invoke(id, op, msg, deadlineMs),
+      },
+    });
   }
 
   /** Starts a host: validates options and starts its workers. */
@@ -127,23 +182,39 @@ export class Host {
 
   // ---------------------------------------------------------------- actors
 
-  /** Verifies, compiles and starts an actor; resolves with its info. Rejects with ClaimsError/ActorLoadError naming the reason. */
+  /**
+   * Verifies, compiles and starts an actor instance (by default the instance id is the module
+   * key); resolves with its info. Rejects with ClaimsError/ActorLoadError naming the reason.
+   */
   async startActor(bytes: Uint8Array, options: ActorStartOptionsInput = {}): Promise<ActorInfo> {
     this.#assertRunning();
     const opts = parseActorStartOptions(options);
     if (this.options.workers === 0) throw new ActorLoadError('this host runs no actors (workers: 0); start the actor on another host of the lattice');
     const machine = createActor(actorMachine, { input: { actor: '(unverified)' } }).start();
+    let claimed: string | undefined;
+    let preparedKey: string | undefined;
     try {
       const verified = verifyActor(bytes, { issuers: this.options.issuers });
-      const id = verified.subject;
-      if (this.#actors.has(id)) throw new ActorLoadError(`actor ${id} (${verified.claims.wascap.name ?? 'unnamed'}) is already running on this host`);
+      const module = verified.subject;
+      const id = opts.instance ?? module;
+      const name = verified.claims.wascap.name ?? 'unnamed';
+      const label = id === module ? `actor ${id} (${name})` : `instance ${id} of actor ${module} (${name})`;
+      if (id !== module && MODULE_KEY.test(id)) throw new ActorLoadError(`instance id ${id} is another actor's module key; an instance id that is a module key must be the actor's own (${module})`);
+      if (this.#actors.has(id) || this.#starting.has(id)) throw new ActorLoadError(`${label} is already running on this host`);
+      this.#starting.add(id);
+      claimed = id;
       const maxMemoryMiB = opts.maxMemoryMiB ?? this.options.maxMemoryMiB;
-      const prepared = await prepareActor(this.#runtimes, bytes, { maxMemoryMiB });
+      // The prepared form carries the memory limit: instances share it only when their limits agree.
+      const key = `${module}|${verified.claims.wascap.hash}|${maxMemoryMiB}`;
+      const prepared = await this.#prepare(key, bytes, { maxMemoryMiB }, () => (preparedKey = key));
+      // Recorded before the actor serves, so that any member can check links and calls against them.
+      await this.claims.record(verified.token, verified.claims).catch((err: unknown) => this.logger.warn({ err: (err as Error).message, actor: id }, 'could not record the actor\'s claims for other members'));
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
       const maxConcurrency = Math.min(opts.maxConcurrency ?? this.options.maxConcurrency ?? Math.max(1, this.options.workers - 1), this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
       const entry: ActorEntry = {
         id,
+        module,
         claims: verified.claims,
         caps: new Set((verified.claims.wascap.caps ?? []).map(canonicalContract)),
         prepared,
@@ -153,20 +224,27 @@ export class Host {
         deadlineMs,
         config: opts.config,
         machine,
-        log: this.logger.child({ actor: id }),
+        log: this.logger.child(id === module ? { actor: id } : { actor: id, module }),
+        preparedKey: key,
       };
       this.#pool.register(id, prepared, { maxInstances, maxConcurrency, deadlineMs, config: opts.config });
       this.#actors.set(id, entry);
+      this.#starting.delete(id);
+      claimed = undefined;
+      preparedKey = undefined;
       this.#syncRoutes(id);
       entry.sub = this.bus.serve(actorTarget(id), (inv) => this.#pool.invoke(id, inv.operation, inv.msg, inv.deadline - Date.now()));
       machine.send({ type: 'LOADED', actor: id });
-      this.#emit('actor_started', { actor: id, name: verified.claims.wascap.name ?? '', claims: verified.claims });
-      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances, maxConcurrency, maxMemoryMiB }, 'actor started');
+      this.#onClaims(id);
+      this.#emit('actor_started', { actor: id, module, name: verified.claims.wascap.name ?? '', claims: verified.claims });
+      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances, maxConcurrency, maxMemoryMiB }, id === module ? 'actor started' : 'actor instance started');
       if (maxConcurrency >= this.options.workers && this.options.workers > 1 && maxInstances >= this.options.workers) {
         entry.log.warn({ maxConcurrency, workers: this.options.workers }, 'this actor may occupy every worker: a call of it that spins starves every other actor until its deadline');
       }
       return this.#info(entry);
     } catch (err) {
+      if (claimed !== undefined) this.#starting.delete(claimed);
+      if (preparedKey !== undefined) this.#release(preparedKey);
       machine.send({ type: 'FAILED', error: (err as Error).message });
       this.#emit('actor_start_failed', { error: (err as Error).message, code: (err as WasmletError).code });
       this.logger.warn({ err: (err as Error).message, code: (err as WasmletError).code }, 'actor refused');
@@ -174,7 +252,32 @@ export class Host {
     }
   }
 
-  /** Stops an actor: no new calls, in-flight calls get up to `drainMs` (default: the host's), then it is unloaded. */
+  /**
+   * The compiled form of a module, shared by its instances (compiled once while any of them
+   * runs). `onUse` runs once this start holds a reference (to release it when the start fails).
+   */
+  async #prepare(key: string, bytes: Uint8Array, options: PrepareOptions, onUse: () => void): Promise<PreparedActor> {
+    let shared = this.#prepared.get(key);
+    if (!shared) {
+      const prepared = prepareActor(this.#runtimes, bytes, options);
+      shared = { prepared, users: 0 };
+      this.#prepared.set(key, shared);
+      // A module that fails to compile is not kept: the next start tries again.
+      prepared.catch(() => {
+        if (this.#prepared.get(key)?.prepared === prepared) this.#prepared.delete(key);
+      });
+    }
+    shared.users++;
+    onUse();
+    return shared.prepared;
+  }
+
+  #release(key: string): void {
+    const shared = this.#prepared.get(key);
+    if (shared && --shared.users <= 0) this.#prepared.delete(key);
+  }
+
+  /** Stops an actor instance: no new calls, in-flight calls get up to `drainMs` (default: the host's), then it is unloaded. */
   async stopActor(actor: string, options: { drainMs?: number } = {}): Promise<void> {
     const entry = this.#actors.get(actor);
     if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running on this host`);
@@ -182,10 +285,11 @@ export class Host {
     entry.sub?.close();
     await this.#pool.unregister(actor, options.drainMs ?? this.options.drainMs);
     this.#actors.delete(actor);
+    this.#release(entry.preparedKey);
     entry.machine.send({ type: 'STOPPED' });
     this.logs.close(actor);
-    entry.log.info('actor stopped');
-    this.#emit('actor_stopped', { actor });
+    entry.log.info(entry.id === entry.module ? 'actor stopped' : 'actor instance stopped');
+    this.#emit('actor_stopped', { actor, module: entry.module });
   }
 
   actors(): ActorInfo[] {
@@ -223,7 +327,11 @@ export class Host {
       hostId: this.id,
       logger: this.logger.child({ provider: provider.name, linkName }),
       logs: this.logs,
-      invokeActor: (actor, op, msg, o) => this.invokeActor(actor, op, msg, { deadlineMs: o?.deadlineMs, origin: `${contract}/${linkName}` }),
+      invokeActor: (actor, op, msg, o) => {
+        const refused = this.#notClaimed(actor, contract);
+        if (refused) return Promise.reject(refused);
+        return this.invokeActor(actor, op, msg, { deadlineMs: o?.deadlineMs, origin: `${contract}/${linkName}` });
+      },
     };
     const machine = createProviderActor(provider, ctx);
     const entry: ProviderEntry = { provider, linkName, machine };
@@ -257,9 +365,9 @@ export class Host {
    */
   async putLink(input: { actor: string; contract: string; linkName?: string; provider?: string; values?: Record<string, unknown> }): Promise<LinkDefinition> {
     const link = normalizeLink(input);
-    const actor = this.#actors.get(link.actor);
-    if (actor && !actor.caps.has(link.contract)) {
-      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; its claims allow: ${[...actor.caps].join(', ') || 'nothing'}`);
+    const claims = this.claimsOf(link.actor);
+    if (claims && !claimedContracts(claims).has(link.contract)) {
+      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; its claims allow: ${[...claimedContracts(claims)].join(', ') || 'nothing'}`);
     }
     const local = this.#providers.get(providerKey(link.contract, link.linkName));
     if (local) await this.#applyPut(local, link);
@@ -287,6 +395,17 @@ export class Host {
 
   async #applyPut(local: ProviderEntry, link: LinkDefinition): Promise<void> {
     const key = linkKeyOf(link);
+    const claims = this.claimsOf(link.actor);
+    if (!claims) {
+      // Applied once the actor's claims are known (it starts here, or its host records them).
+      this.#awaitingClaims.set(key, link);
+      this.logger.info({ actor: link.actor, contract: link.contract, linkName: link.linkName }, "link waits for the actor's claims before its provider applies it");
+      return;
+    }
+    this.#awaitingClaims.delete(key);
+    if (!claimedContracts(claims).has(link.contract)) {
+      throw new WasmletError('LINK_NOT_CLAIMED', `actor ${link.actor} does not claim ${link.contract}; the ${local.provider.name} provider does not apply the link`);
+    }
     const sig = JSON.stringify([link.values, link.provider ?? null]);
     if (this.#applied.get(key) === sig) return;
     await local.provider.putLink(link);
@@ -295,6 +414,7 @@ export class Host {
 
   async #applyDelete(local: ProviderEntry, link: LinkDefinition): Promise<void> {
     const key = linkKeyOf(link);
+    this.#awaitingClaims.delete(key);
     if (!this.#applied.has(key)) return;
     this.#applied.delete(key);
     await local.provider.deleteLink(link);
@@ -357,6 +477,7 @@ export class Host {
   async #hostCall(actor: string, binding: string, namespace: string, operation: string, payload: Uint8Array, deadline: number): Promise<Uint8Array> {
     const entry = this.#actors.get(actor);
     if (!entry) throw new InvocationError('ACTOR_NOT_FOUND', `actor ${actor} is not running`);
+    if (isActorNamespace(namespace)) return this.#actorCalls.call(entry, namespace, operation, payload, deadline);
     const contract = canonicalContract(namespace);
     const linkName = normalizeLinkName(binding);
     if (!entry.caps.has(contract)) {
@@ -372,9 +493,46 @@ export class Host {
     return this.bus.request({ origin: actor, target: providerTarget(contract, linkName), operation, msg: payload, deadline, actor, linkName });
   }
 
+  /** A call from another host to a provider here: served only for an actor that claims the contract and is linked to it. */
   #serveProviderCall(entry: ProviderEntry, inv: BusInvocation): Promise<Uint8Array> {
     if (!inv.actor) return Promise.reject(new InvocationError('BAD_PAYLOAD', 'provider call without a calling actor'));
+    const contract = canonicalContract(entry.provider.contract);
+    const refused = this.#notClaimed(inv.actor, contract);
+    if (refused) return Promise.reject(refused);
+    if (!this.links.get(inv.actor, contract, entry.linkName)) {
+      return Promise.reject(new InvocationError('NOT_LINKED', `actor ${inv.actor} has no link to ${contract} (link name ${entry.linkName})`));
+    }
     return entry.provider.handle({ actor: inv.actor, linkName: entry.linkName, operation: inv.operation, msg: inv.msg });
+  }
+
+  /** The claims of `actor`: its own when it runs here, else what the claims source knows. */
+  claimsOf(actor: string): ActorClaims | undefined {
+    return this.#actors.get(actor)?.claims ?? this.claims.get(actor);
+  }
+
+  /** An error when `actor` does not (or is not known to) claim `contract`; undefined when it does. */
+  #notClaimed(actor: string, contract: string): InvocationError | undefined {
+    const claims = this.claimsOf(actor);
+    if (!claims) return new InvocationError('NOT_CLAIMED', `the claims of actor ${actor} are not known on this host; it cannot be called for ${contract}`);
+    if (!claimedContracts(claims).has(contract)) return new InvocationError('NOT_CLAIMED', `actor ${actor} does not claim ${contract}`);
+    return undefined;
+  }
+
+  /** Claims of `actor` became known: links that waited for them are applied now. */
+  #onClaims(actor: string): void {
+    if (this.#stopped || this.#awaitingClaims.size === 0) return;
+    for (const [key, link] of [...this.#awaitingClaims]) {
+      if (link.actor !== actor) continue;
+      const local = this.#providers.get(providerKey(link.contract, link.linkName));
+      if (!local) {
+        this.#awaitingClaims.delete(key);
+        continue;
+      }
+      this.#applyPut(local, link).then(
+        () => this.#syncRoutes(actor),
+        (err) => this.logger.error({ err, actor, contract: link.contract }, 'provider refused link'),
+      );
+    }
   }
 
   #guestLogs(actor: string, lines: GuestLogLine[]): void {
@@ -388,6 +546,7 @@ export class Host {
   #info(e: ActorEntry): ActorInfo {
     return {
       id: e.id,
+      module: e.module,
       name: e.claims.wascap.name ?? '',
       issuer: e.claims.iss,
       caps: e.claims.wascap.caps ?? [],
@@ -428,9 +587,15 @@ export class Host {
     }
     this.#providers.clear();
     this.#unsubscribeLinks();
+    this.#unsubscribeClaims();
     await this.#pool.close();
     this.logger.info('host stopped');
   }
+}
+
+/** The contracts a set of claims names, in canonical form. */
+function claimedContracts(claims: ActorClaims): Set<string> {
+  return new Set((claims.wascap?.caps ?? []).map(canonicalContract));
 }
 
 function linkKeyOf(l: LinkDefinition): string {

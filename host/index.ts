@@ -1,10 +1,11 @@
 /** The host part: load and run signed actors, links, routing, the bus. */
 export { Host, type ActorInfo, type HostDeps, type HostEvent, type HostEventType } from './host.ts';
 export { DEFAULT_MAX_MEMORY_MIB, parseHostOptions, hostOptionsSchema, parseWith, describeIssues, parseActorStartOptions, type HostOptions, type HostOptionsInput, type ActorStartOptions, type ActorStartOptionsInput } from './options.ts';
+export { ActorCalls, claimsDirectory, callAliasOf, isActorNamespace, type ActorDirectory } from './actor-calls.ts';
 export { InProcessBus, actorTarget, providerTarget, type Bus, type BusInvocation, type BusHandler, type BusSubscription, type BusTarget } from './bus.ts';
 export { MemoryLinkStore, normalizeLink, linkKey, type LinkStore, type LinkEvent } from './links.ts';
 export { MemoryLogStore, parseLogStoreOptions, type LogStoreOptions } from './log-store.ts';
-export { HTTP_SERVER, KEY_VALUE, LOGGING, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
+export { HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING, EXTRAS, HTTP_CLIENT, DEFAULT_LINK_NAME, canonicalContract, sameContract, normalizeLinkName } from './contracts.ts';
 export { encode, decode, asBytes, DecodeError } from './codec.ts';
 export { Writer as MsgpackWriter, sizeBin, sizeHeader, sizeNum, sizeStr } from './msgpack-writer.ts';
 export * from './errors.ts';
@@ -32,6 +33,13 @@ export { NatsClaimsStore } from './lattice/nats-claims-store.ts';
 export { ControlServer, ControlClient, type ControlHost, type CloudEvent, type HostInventory, type InventoryActor } from './lattice/control.ts';
 export { hostControl } from './lattice/host-control.ts';
 export { registerCtlCommands, addNatsOptions, natsOptionsFromFlags, latticeFromFlags } from './lattice/ctl-commands.ts';
-export { rpcSubject, ctlSubject, eventSubject, latticePrefix, encodeKvToken, decodeKvToken, encodeSubjectToken, decodeSubjectToken } from './lattice/subjects.ts';
+export { rpcSubject, ctlSubject, eventSubject, subjectPrefix, latticeScope, latticeBucket, OPEN_SCOPE, encodeKvToken, decodeKvToken, encodeSubjectToken, decodeSubjectToken } from './lattice/subjects.ts';
+export { LatticeTrust, MEMBER_ROLES, mintMemberCredentials, parseMemberCredentials, verifyMemberToken, type MemberRole, type MemberCredentials, type VerifiedMember } from './lattice/membership.ts';
+export { initIssuer, loadIssuer, type IssuerDir } from './lattice/issuer.ts';
+export { natsServerConfig, rolePermissions } from './lattice/nats-config.ts';
+export { addLatticeOptions, latticeTrustFromFlags, type LatticeFlags } from './lattice/lattice-flags.ts';
+export { registerLatticeAdminCommands } from './cli/lattice-admin-commands.ts';
+export { MemoryClaimsSource, type ClaimsSource } from './claims-source.ts';
+export { readActorFile, readRegularFile, DEFAULT_MAX_ACTOR_BYTES } from './fs-util.ts';
 export { registerLatticeCommands } from './cli/lattice-commands.ts';
 export { integerArg } from './cli/args.ts';

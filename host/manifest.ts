@@ -9,16 +9,18 @@
  *
  * Both parse into one `HostPlan`; paths are resolved against the manifest's folder.
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from './fs-util.ts';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { canonicalContract, normalizeLinkName } from './contracts.ts';
 import { ManifestError } from './errors.ts';
-import { describeIssues, hostOptionsSchema } from './options.ts';
+import { describeIssues, hostOptionsSchema, instanceIdSchema } from './options.ts';
 
 export interface PlannedActor {
   path: string;
+  /** Instance id (default: the module key); lets one module run as several instances. */
+  instance?: string;
   maxInstances?: number;
   maxConcurrency?: number;
   maxMemoryMiB?: number;
@@ -37,7 +39,7 @@ export interface PlannedProvider {
 }
 
 export interface PlannedLink {
-  /** Module key (`M…`) or an actor's claims name. */
+  /** Module key (`M…`), an actor's claims name, or an instance id. */
   actor: string;
   contract: string;
   linkName: string;
@@ -81,6 +83,7 @@ const wasmletSchema = z.strictObject({
     .array(
       z.strictObject({
         path: z.string().min(1),
+        instance: instanceIdSchema.optional(),
         maxInstances: z.number().int().min(1).optional(),
         /** Calls of this actor that run at once (its share of the workers). */
         maxConcurrency: z.number().int().min(1).max(1024).optional(),
@@ -171,12 +174,15 @@ function withImpliedProviders(declared: PlannedProvider[], links: PlannedLink[])
   return out;
 }
 
+/** A manifest larger than this (1 MiB) is refused before it is parsed. */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
+
 export async function loadManifest(path: string): Promise<HostPlan> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = new TextDecoder().decode(await readRegularFile(path, { maxBytes: MAX_MANIFEST_BYTES, what: 'manifest' }));
   } catch (err) {
-    throw new ManifestError(`cannot read manifest ${path}: ${(err as Error).message}`, { cause: err });
+    throw new ManifestError((err as Error).message, { cause: err });
   }
   return parseManifest(text, dirname(resolve(path)));
 }

@@ -77,8 +77,21 @@ export function parseHostOptions(input: unknown): HostOptions {
   return parseWith(hostOptionsSchema, 'host options', input);
 }
 
+/**
+ * An instance id: a running copy of an actor with its own identity (links, config, logs,
+ * status), e.g. `default/web-7d9f/app` for a pod's container. Letters, digits and `. _ - /`.
+ * The actor's signer-verified identity stays its module key.
+ */
+export const instanceIdSchema = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'an instance id: letters, digits and ". _ - /", starting with a letter or digit');
+
 /** Per-actor options given when starting it. */
 export const actorStartOptionsSchema = z.object({
+  /** The instance's id. Default: the module key (one instance per actor, as waSCC had). */
+  instance: instanceIdSchema.optional(),
   maxInstances: z.number().int().min(1).max(1024).optional(),
   /** Calls of this actor that run at once (see the host option). */
   maxConcurrency: z.number().int().min(1).max(1024).optional(),

@@ -2,9 +2,9 @@
  * Runs a HostPlan (from a manifest): starts the host, one built-in provider per contract and
  * link name the plan uses, the actors, then the links.
  */
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { ManifestError } from './errors.ts';
+import { readActorFile } from './fs-util.ts';
 import { Host, type HostDeps } from './host.ts';
 import type { HostPlan } from './manifest.ts';
 import type { HostOptionsInput } from './options.ts';
@@ -34,9 +34,9 @@ export async function runPlan(plan: HostPlan, options: RunPlanOptions): Promise<
   const actorBytes = await Promise.all(
     plan.actors.map(async (a) => {
       try {
-        return await readFile(a.path);
+        return await readActorFile(a.path);
       } catch (err) {
-        throw new ManifestError(`cannot read actor ${a.path}: ${(err as Error).message}`, { cause: err });
+        throw new ManifestError(`cannot load actor ${a.path}: ${(err as Error).message}`, { cause: err });
       }
     }),
   );
@@ -55,7 +55,8 @@ export async function runPlan(plan: HostPlan, options: RunPlanOptions): Promise<
       const a = plan.actors[i]!;
       const { path: _path, ...options } = a;
       const info = await host.startActor(actorBytes[i]!, options);
-      if (info.name) byName.set(info.name, info.id);
+      // A claims name or module key names the actor's only instance; instance ids name themselves.
+      if (info.id === info.module && info.name) byName.set(info.name, info.id);
     }
     for (const l of plan.links) {
       const actor = byName.get(l.actor) ?? l.actor;

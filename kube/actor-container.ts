@@ -1,9 +1,10 @@
 /**
  * One actor container: the actor's claims are checked against the links the pod asks for before
- * anything starts (so a refused pod touches nothing), then the actor starts with the container's
- * env as config, then its links are put; any failure undoes what this start did. Stopping
- * removes the links first (the HTTP server stops accepting and drains in-flight requests), then
- * stops the actor; the caller bounds it by the grace period (`withinGrace`).
+ * anything starts (so a refused pod touches nothing), then an instance of the actor starts under
+ * the container's own identity (`namespace/pod/container`) with the container's env as config,
+ * then its links are put; any failure undoes what this start did. Stopping removes the links
+ * first (the HTTP server stops accepting and drains in-flight requests), then stops the instance;
+ * the caller bounds it by the grace period (`withinGrace`).
  */
 import type { V1Container } from '@kubernetes/client-node';
 import { canonicalContract, isActorLoadError, isClaimsError, isWasmletError, verifyActor, type Host, type VerifiedActor } from '../host/index.ts';
@@ -11,11 +12,11 @@ import { actorLimits } from './actor-limits.ts';
 import { PodError } from './errors.ts';
 import type { PlannedLink } from './link-plan.ts';
 
-/** Which pod runs which actor on this node (one actor, one pod: links are per actor). */
-export type ActorOwners = Map<string, { uid: string; pod: string }>;
-
 export interface RunningActor {
+  /** The instance id (`namespace/pod/container`): what links, invocations and logs name. */
   id: string;
+  /** The actor's module key. */
+  module: string;
   name: string;
   links: PlannedLink[];
 }
@@ -26,10 +27,15 @@ export interface ActorContainerStart {
   container: V1Container;
   links: PlannedLink[];
   env: Record<string, string>;
+  /** The instance id. */
+  instance: string;
   /** The pod's annotations (for `wasmlet.dev/max-concurrency`). */
   annotations?: Record<string, string>;
-  owners: ActorOwners;
-  pod: { uid: string; key: string };
+}
+
+/** The instance id of a pod's container. */
+export function instanceId(namespace: string, pod: string, container: string): string {
+  return `${namespace}/${pod}/${container}`;
 }
 
 function rejected(container: string, err: unknown): PodError {
@@ -46,29 +52,25 @@ export async function startActorContainer(s: ActorContainerStart): Promise<Runni
   } catch (err) {
     throw rejected(cname, err);
   }
-  const id = verified.subject;
-  const name = verified.claims.wascap.name ?? id;
-  const owner = s.owners.get(id);
-  if (owner && owner.uid !== s.pod.uid) {
-    throw new PodError('ACTOR_CONFLICT', `container ${cname}: actor ${id} (${name}) already runs for pod ${owner.pod} on this node`, { reason: 'ActorConflict', fatal: true, container: cname });
-  }
+  const module = verified.subject;
+  const id = s.instance;
+  const name = verified.claims.wascap.name ?? module;
   const caps = (verified.claims.wascap.caps ?? []).map(canonicalContract);
   for (const l of s.links) {
     if (!caps.includes(l.contract)) {
       throw new PodError(
         'LINK_NOT_CLAIMED',
-        `container ${cname}: actor ${id} (${name}) does not claim ${l.contract} (link ${l.linkName}, asked for by ${l.source}); its claims allow: ${(verified.claims.wascap.caps ?? []).join(', ') || 'nothing'}`,
+        `container ${cname}: actor ${module} (${name}) does not claim ${l.contract} (link ${l.linkName}, asked for by ${l.source}); its claims allow: ${(verified.claims.wascap.caps ?? []).join(', ') || 'nothing'}`,
         { reason: 'LinkNotClaimed', fatal: true, container: cname },
       );
     }
   }
-  s.owners.set(id, { uid: s.pod.uid, pod: s.pod.key });
   try {
-    await s.host.startActor(s.bytes, { config: s.env, ...limits });
+    await s.host.startActor(s.bytes, { config: s.env, instance: id, ...limits });
   } catch (err) {
-    s.owners.delete(id);
     if (isActorLoadError(err) && /already running/.test(err.message)) {
-      throw new PodError('ACTOR_CONFLICT', `container ${cname}: ${err.message}`, { reason: 'ActorConflict', fatal: true, container: cname, cause: err });
+      // The instance of an earlier pod of the same name is still stopping: retried with backoff.
+      throw new PodError('START_FAILED', `container ${cname}: ${err.message}`, { reason: 'RunContainerError', fatal: false, container: cname, cause: err });
     }
     if (isActorLoadError(err) || isClaimsError(err)) throw rejected(cname, err);
     throw new PodError('START_FAILED', `container ${cname}: ${(err as Error).message}`, { reason: 'RunContainerError', fatal: false, container: cname, cause: err });
@@ -80,8 +82,7 @@ export async function startActorContainer(s: ActorContainerStart): Promise<Runni
       put.push(l);
     }
   } catch (err) {
-    await stopActorContainer(s.host, { id, name, links: put }).catch(() => {});
-    s.owners.delete(id);
+    await stopActorContainer(s.host, { id, module, name, links: put }).catch(() => {});
     const l = s.links[put.length]!;
     const fatal = isWasmletError(err) && err.code === 'LINK_NOT_CLAIMED';
     throw new PodError(fatal ? 'LINK_NOT_CLAIMED' : 'LINK_REFUSED', `container ${cname}: link ${l.contract} (${l.linkName}) refused: ${(err as Error).message}`, {
@@ -91,7 +92,7 @@ export async function startActorContainer(s: ActorContainerStart): Promise<Runni
       cause: err,
     });
   }
-  return { id, name, links: put };
+  return { id, module, name, links: put };
 }
 
 /** Removes the actor's links (draining its HTTP server), then stops it, letting in-flight calls finish within `drainMs`. */

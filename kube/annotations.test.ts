@@ -31,6 +31,21 @@ describe('capability annotations', () => {
     );
   });
 
+  it('knows the short names messaging, httpclient and extras, with their values', () => {
+    const links = parse({
+      'wasmlet.dev/capabilities': 'extras',
+      'wasmlet.dev/link.messaging.SUBSCRIPTION': 'orders.*',
+      'wasmlet.dev/link.messaging.URL': 'nats://nats.default:4222',
+      'wasmlet.dev/link.httpclient.ALLOWED_HOSTS': 'api.example.com',
+    });
+    const by = Object.fromEntries(links.map((l) => [`${l.contract}/${l.linkName}`, l.values]));
+    assert.deepEqual(by, {
+      'wasmlet:extras/default': {},
+      'wasmlet:messaging/default': { SUBSCRIPTION: 'orders.*', URL: 'nats://nats.default:4222' },
+      'wasmlet:httpclient/default': { ALLOWED_HOSTS: 'api.example.com' },
+    });
+  });
+
   it('takes per-link values and providers, which also ask for the link', () => {
     const links = parse({
       'wasmlet.dev/capabilities': 'acme:queue',

@@ -3,7 +3,8 @@
  * run. The scheme (documented in docs/kubernetes.md):
  *
  *   wasmlet.dev/capabilities: "keyvalue, wascc:logging, httpserver@admin"
- *       contracts to link (`contract[@linkName]`); short names are httpserver, keyvalue, logging.
+ *       contracts to link (`contract[@linkName]`); short names are httpserver, keyvalue, logging,
+ *       messaging, httpclient, extras.
  *   wasmlet.dev/link.<name>[.<linkName>].<KEY>: "value"
  *       one link value; also asks for the link. <name> is a short name, or the part after ":" of
  *       a contract listed in wasmlet.dev/capabilities.
@@ -18,7 +19,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { canonicalContract, describeIssues, HTTP_SERVER, KEY_VALUE, LOGGING, normalizeLinkName } from '../host/index.ts';
+import { canonicalContract, describeIssues, EXTRAS, HTTP_CLIENT, HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING, normalizeLinkName } from '../host/index.ts';
 import { MAX_CONCURRENCY_ANNOTATION } from './actor-limits.ts';
 import { annotationError } from './errors.ts';
 
@@ -32,6 +33,10 @@ export const CONTRACT_SHORT_NAMES: Readonly<Record<string, string>> = {
   http_server: HTTP_SERVER,
   keyvalue: KEY_VALUE,
   logging: LOGGING,
+  messaging: MESSAGING,
+  httpclient: HTTP_CLIENT,
+  http_client: HTTP_CLIENT,
+  extras: EXTRAS,
 };
 
 /** A link a pod asks for. */

@@ -34,6 +34,7 @@ interface KubeletFlags {
   nodeName?: string;
   port: number;
   address?: string;
+  podCidr?: string;
   bindAddress?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -122,6 +123,7 @@ export function registerKubeletCommand(program: Command, io: KubeletCliIo): void
     .option('--node-name <name>', 'name of the Node (default: this machine\'s hostname)')
     .option('--port <n>', 'kubelet HTTPS API port (logs); 0 picks a free one', integerArg('--port', 0), 10250)
     .option('--address <ip>', 'the node\'s address (InternalIP, pod IPs; default: first non-internal IPv4)')
+    .option('--pod-cidr <cidr>', 'give each pod its own IP from this range, e.g. 127.10.0.0/24 (default: the Node\'s spec.podCIDR, else the node\'s address)')
     .option('--bind-address <ip>', 'address the kubelet API binds (default: --address)')
     .option('--tls-cert <file>', 'serving certificate (PEM) of the kubelet API (default: self-signed)')
     .option('--tls-key <file>', 'key of --tls-cert (PEM)')
@@ -154,6 +156,7 @@ export function registerKubeletCommand(program: Command, io: KubeletCliIo): void
           ...chooseKubeconfig(flags.kubeconfig, io.env),
           port: flags.port,
           ...(flags.address ? { address: flags.address } : {}),
+          ...(flags.podCidr ? { podCidr: flags.podCidr } : {}),
           ...(flags.bindAddress ? { bindAddress: flags.bindAddress } : {}),
           ...(flags.tlsCert ? { tlsCert: await readFile(flags.tlsCert, 'utf8') } : {}),
           ...(flags.tlsKey ? { tlsKey: await readFile(flags.tlsKey, 'utf8') } : {}),

@@ -38,6 +38,8 @@ export function apiConfigSource(clients: KubeClients): ConfigSource {
 export interface PodPlacement {
   nodeName: string;
   nodeAddress: string;
+  /** The pod's own address (default: the node's). */
+  podIP?: string;
 }
 
 const SUBSCRIPT = /^metadata\.(labels|annotations)\['([^']*)'\]$/;
@@ -63,11 +65,11 @@ export function fieldValue(pod: V1Pod, fieldPath: string, placement: PodPlacemen
     case 'spec.serviceAccountName':
       return pod.spec?.serviceAccountName ?? '';
     case 'status.hostIP':
+    case 'status.hostIPs':
+      return placement.nodeAddress;
     case 'status.podIP':
     case 'status.podIPs':
-    case 'status.hostIPs':
-      // Actors share the node's address: the pod IP is the node's.
-      return placement.nodeAddress;
+      return placement.podIP ?? placement.nodeAddress;
     default:
       throw podSpecError(`fieldRef ${JSON.stringify(fieldPath)} is not supported`);
   }

@@ -10,7 +10,6 @@ export type PodErrorCode =
   | 'INVALID_ANNOTATION' // a wasmlet.dev/* annotation that cannot be read
   | 'LINK_NOT_CLAIMED' // a link the actor's claims do not allow
   | 'ACTOR_REJECTED' // the image is not an actor this host loads (bad signature, corrupt, unknown format)
-  | 'ACTOR_CONFLICT' // the same actor (module key) already runs for another pod on this node
   | 'INVALID_POD_SPEC' // something in the pod spec this node cannot run (hostPath file, unknown volume…)
   | 'CONFIG_MISSING' // a ConfigMap, Secret or key the pod refers to does not exist (yet)
   | 'LINK_REFUSED' // a provider refused a link's values (port in use…)

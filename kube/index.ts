@@ -10,3 +10,4 @@ export { pushWasm, type PushWasmOptions, type PushResult } from './oci/pusher.ts
 export { registerPushCommand } from './oci/push-command.ts';
 export { RegistryError, isRegistryError, type RegistryErrorCode } from './errors.ts';
 export { parseImageReference, type ImageReference } from './oci/reference.ts';
+export { startSandbox, registerSandboxCommand, SandboxRegistry, demoImage, DEMO_REGISTRY, type Sandbox, type SandboxOptionsInput, type SandboxCliIo } from './sandbox/index.ts';

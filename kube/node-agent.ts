@@ -5,23 +5,26 @@
  * returns, and a pod deleted meanwhile is stopped after the relist.
  */
 import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Host } from '../host/index.ts';
-import type { ActorOwners } from './actor-container.ts';
+import { isWasmletError, type Host } from '../host/index.ts';
 import { KubeletAuthenticator } from './auth.ts';
 import { every, jittered, sleep } from './backoff.ts';
 import { EventRecorder } from './events.ts';
 import type { ImagePuller } from './image-puller.ts';
 import { apiErrorText, loadKubeConfig, makeClients, type KubeClients } from './kube-client.ts';
-import { KubeletServer, type LogLookup } from './kubelet-server.ts';
+import { KubeletServer, refuseSocket, type LogLookup } from './kubelet-server.ts';
 import { NodeLease } from './lease.ts';
 import { ModuleCache } from './module-cache.ts';
 import { NodeRegistration } from './node.ts';
 import { parseNodeAgentOptions, type NodeAgentOptions, type NodeAgentOptionsInput } from './options.ts';
 import { PodController, type PodControllerDeps } from './pod-controller.ts';
 import type { PodStateValue } from './pod-machine.ts';
+import { checkBindable, formatAddress, nodeAddressForAll, parsePodCidr, PodIpAllocator, type PodAddresses } from './pod-ips.ts';
 import { PodWatcher } from './pod-watcher.ts';
+import { portForwardRefusal, servePortForward } from './port-forward.ts';
 import { PodStatusWriter } from './status-writer.ts';
 import { selfSignedServingCertificate } from './tls.ts';
 import { TrapMonitor } from './trap-monitor.ts';
@@ -52,7 +55,6 @@ export class NodeAgent {
   readonly #log: Logger;
   readonly #abort = new AbortController();
   readonly #pods = new Map<string, PodController>();
-  readonly #owners: ActorOwners = new Map();
   readonly #registration: NodeRegistration;
   readonly #lease: NodeLease;
   readonly #statuses: PodStatusWriter;
@@ -60,6 +62,7 @@ export class NodeAgent {
   readonly #traps: TrapMonitor;
   readonly #modules = new ModuleCache();
   readonly #loops: Promise<void>[] = [];
+  #addresses: PodAddresses;
   #watcher: PodWatcher | undefined;
   #server: KubeletServer | undefined;
   #stopped = false;
@@ -73,6 +76,7 @@ export class NodeAgent {
     this.#lease = new NodeLease(this.clients, options.nodeName, options.leaseDurationSeconds, () => this.#registration.uid);
     this.#statuses = new PodStatusWriter(this.clients, { concurrency: options.apiConcurrency, retryMs: options.podStatusRetryMs, logger: this.#log });
     this.#events = new EventRecorder(this.clients, { nodeName: options.nodeName, concurrency: options.apiConcurrency, logger: this.#log });
+    this.#addresses = nodeAddressForAll(options.address);
     this.#traps = new TrapMonitor(deps.host, { crashTraps: options.crashTraps, crashWindowMs: options.crashWindowMs, pollMs: options.trapPollMs });
   }
 
@@ -110,7 +114,7 @@ export class NodeAgent {
       name: c.ref.name,
       uid: c.ref.uid,
       state: c.state,
-      actors: [...this.#owners].filter(([, o]) => o.uid === c.ref.uid).map(([id]) => id),
+      actors: c.actors,
     }));
   }
 
@@ -125,9 +129,25 @@ export class NodeAgent {
     await this.#events.settled();
   }
 
+  /** The pod CIDR pods get their addresses from (none: they share the node's). */
+  get podCidr(): string | undefined {
+    return this.#addresses.cidr;
+  }
+
+  /** Pods get addresses from `cidr` from now on (checked to be bindable here first). */
+  async #usePodCidr(cidr: string, from: string): Promise<void> {
+    if (this.#addresses.cidr === cidr) return;
+    const range = parsePodCidr(cidr);
+    const allocator = new PodIpAllocator(range, [this.options.address]);
+    await checkBindable(formatAddress(range.family, range.first), cidr);
+    this.#addresses = allocator;
+    this.#log.info({ podCidr: cidr, from }, 'pods get addresses of their own');
+  }
+
   async #start(): Promise<void> {
     const o = this.options;
     await mkdir(o.dataDir, { recursive: true });
+    if (o.podCidr) await this.#usePodCidr(o.podCidr, '--pod-cidr');
     const tls = o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : await selfSignedServingCertificate(o.nodeName, [o.address, o.hostname, o.nodeName, 'localhost']);
     this.#server = await KubeletServer.start({
       port: o.port,
@@ -139,14 +159,18 @@ export class NodeAgent {
       authenticator: new KubeletAuthenticator(this.clients, { tokens: o.tokens, tokenReview: o.tokenReview, cacheMs: o.tokenReviewCacheMs, logger: this.#log }),
       logs: this.#d.host.logs,
       lookup: (ns, pod, container) => this.#lookup(ns, pod, container),
+      portForward: (ns, pod, req, socket, head) => this.#portForward(ns, pod, req, socket, head),
     });
     const signal = this.#abort.signal;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#registration.register(this.#nodeStatus(true));
+        const node = await this.#registration.register(this.#nodeStatus(true));
         await this.#lease.renew();
+        // Without --pod-cidr, the range the cluster gave the Node (spec.podCIDR), if any.
+        if (!o.podCidr && node.spec?.podCIDR) await this.#usePodCidr(node.spec.podCIDR, 'spec.podCIDR');
         break;
       } catch (err) {
+        if (isWasmletError(err) && err.code.startsWith('POD_CIDR')) throw err; // a setup error: retrying will not help
         const delay = jittered(attempt, o.apiBackoff);
         this.#log.warn({ err: apiErrorText(err), retryInMs: delay }, 'node registration failed: retrying');
         if (!(await sleep(delay, signal))) throw new Error('node agent stopped before the node was registered');
@@ -178,6 +202,16 @@ export class NodeAgent {
     return ready
       ? { ready: true, kubeletPort: this.port }
       : { ready: false, kubeletPort: this.port, notReadyReason: 'KubeletStopped', notReadyMessage: 'wasmlet node agent stopped' };
+  }
+
+  #portForward(ns: string, pod: string, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const c = [...this.#pods.values()].find((p) => p.ref.namespace === ns && p.ref.name === pod);
+    const target = c?.portForwardTarget();
+    const refusal = portForwardRefusal(req);
+    if (!target || refusal) {
+      return refuseSocket(socket, 400, 'BadRequest', refusal ?? `pod ${ns}/${pod} runs no actor to forward to on this node`);
+    }
+    servePortForward(socket, head, { namespace: ns, pod, ...target }, this.#log);
   }
 
   #lookup(ns: string, pod: string, container: string): LogLookup {
@@ -240,9 +274,9 @@ export class NodeAgent {
       events: this.#events,
       statuses: this.#statuses,
       traps: this.#traps,
-      owners: this.#owners,
       modules: this.#modules,
       placement: { nodeName: this.options.nodeName, nodeAddress: this.options.address },
+      addresses: this.#addresses,
       logger: this.#log,
       signal: this.#abort.signal,
     };

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { cpus, release, totalmem } from 'node:os';
 import type { V1Node, V1NodeCondition, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { WasmletError } from '../host/index.ts';
 import { apiErrorText, apiStatus, kubeTime, mergePatch, type KubeClients } from './kube-client.ts';
 import { WASMLET_ARCH, WASMLET_OS, type NodeAgentOptions } from './options.ts';
 
@@ -99,6 +100,10 @@ export function mergeTaints(ours: V1Taint[], existing: V1Taint[] | undefined): V
   return [...ours, ...(existing ?? []).filter((t) => !ours.some((o) => same(o, t)))];
 }
 
+function podCidrSpec(cidr: string): { podCIDR: string; podCIDRs: string[] } {
+  return { podCIDR: cidr, podCIDRs: [cidr] };
+}
+
 export class NodeRegistration {
   readonly #conditions = new NodeConditions();
   uid: string | undefined;
@@ -109,27 +114,35 @@ export class NodeRegistration {
     private readonly logger: Logger,
   ) {}
 
-  /** Creates the Node, or brings an existing one in line (labels, taints); then writes its status. */
-  async register(input: NodeStatusInput): Promise<void> {
+  /**
+   * Creates the Node, or brings an existing one in line (labels, taints, and `spec.podCIDR` from
+   * `--pod-cidr` when it has none); then writes its status. Resolves with the Node.
+   */
+  async register(input: NodeStatusInput): Promise<V1Node> {
     const o = this.options;
     const taints: V1Taint[] = o.taints.map((t) => ({ key: t.key, effect: t.effect, ...(t.value !== undefined ? { value: t.value } : {}) }));
     let node: V1Node;
     try {
       const existing = await this.clients.core.readNode({ name: o.nodeName });
+      const cidr = existing.spec?.podCIDR;
+      if (o.podCidr && cidr && cidr !== o.podCidr) {
+        throw new WasmletError('POD_CIDR_CONFLICT', `node ${o.nodeName} already has spec.podCIDR ${cidr} (set by the cluster), but --pod-cidr is ${o.podCidr}: leave --pod-cidr out, or give the same range`);
+      }
       node = await this.clients.core.patchNode(
-        { name: o.nodeName, body: { metadata: { labels: nodeLabels(o) }, spec: { taints: mergeTaints(taints, existing.spec?.taints) } } },
+        { name: o.nodeName, body: { metadata: { labels: nodeLabels(o) }, spec: { taints: mergeTaints(taints, existing.spec?.taints), ...(o.podCidr && !cidr ? podCidrSpec(o.podCidr) : {}) } } },
         mergePatch,
       );
       this.logger.info({ node: o.nodeName }, 'node exists: labels and taints reconciled');
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
       node = await this.clients.core.createNode({
-        body: { apiVersion: 'v1', kind: 'Node', metadata: { name: o.nodeName, labels: nodeLabels(o) }, spec: { taints } },
+        body: { apiVersion: 'v1', kind: 'Node', metadata: { name: o.nodeName, labels: nodeLabels(o) }, spec: { taints, ...(o.podCidr ? podCidrSpec(o.podCidr) : {}) } },
       });
       this.logger.info({ node: o.nodeName }, 'node registered');
     }
     this.uid = node.metadata?.uid;
     await this.updateStatus(input);
+    return node;
   }
 
   /** Writes node status with a fresh heartbeat. */

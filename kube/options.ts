@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { parseWith } from '../host/index.ts';
+import { parsePodCidr } from './pod-ips.ts';
 
 /** The label values and taint this node carries (see docs/kubernetes.md). */
 export const WASMLET_ARCH = 'wasm32-wasmlet';
@@ -68,6 +69,21 @@ export const nodeAgentOptionsSchema = z
     hostname: z.string().min(1).optional(),
     /** Kubelet HTTPS API port (0: a free port, reported in daemonEndpoints). Default 10250. */
     port: z.number().int().min(0).max(65535).default(10250),
+    /**
+     * Pods' addresses: each pod gets its own IP from this range (e.g. `127.10.0.0/24`, which
+     * Linux binds with no setup). Default: the Node's `spec.podCIDR` when the cluster sets one,
+     * else none (every pod's IP is `address`).
+     */
+    podCidr: z
+      .string()
+      .superRefine((c, ctx) => {
+        try {
+          parsePodCidr(c);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      })
+      .optional(),
     /** Address the kubelet API binds. Default: `address`. */
     bindAddress: z.string().refine((a) => isIP(a) !== 0, 'an IP address').optional(),
     /** Serving certificate and key (PEM). Default: a self-signed certificate made at start. */

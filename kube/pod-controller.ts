@@ -10,10 +10,11 @@ import type { Logger } from 'pino';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { Host } from '../host/index.ts';
 import { parseCapabilityAnnotations, type LinkSpec } from './annotations.ts';
-import { startActorContainer, stopActorContainer, withinGrace, type ActorOwners, type RunningActor } from './actor-container.ts';
+import { instanceId, startActorContainer, stopActorContainer, withinGrace, type RunningActor } from './actor-container.ts';
 import { jittered, sleep } from './backoff.ts';
 import { apiConfigSource, resolveEnv, type ConfigSource, type PodPlacement } from './env.ts';
 import { isPodError, podSpecError, PodError } from './errors.ts';
+import { openHostPorts, type HostPortForwarder } from './host-ports.ts';
 import type { EventRecorder } from './events.ts';
 import { pullCredentials, pullPolicyOf, type ImagePuller } from './image-puller.ts';
 import { apiErrorText, apiStatus, type KubeClients } from './kube-client.ts';
@@ -21,7 +22,10 @@ import { planLinks } from './link-plan.ts';
 import type { ModuleCache } from './module-cache.ts';
 import type { NodeAgentOptions } from './options.ts';
 import { podMachine, type ContainerExit, type PodContext, type PodEvent, type PodStateValue, type RestartPolicy, type StopCause } from './pod-machine.ts';
+import type { PodAddresses } from './pod-ips.ts';
 import { PodStatusBuilder } from './pod-status.ts';
+import { probesFor, validateProbes, type ContainerProbes } from './probes.ts';
+import { logTarget, portForwardTarget, type LogTarget } from './pod-targets.ts';
 import type { PodRef, PodStatusWriter } from './status-writer.ts';
 import type { TrapMonitor } from './trap-monitor.ts';
 import { prepareVolumes, preopensFor } from './volumes.ts';
@@ -35,9 +39,10 @@ export interface PodControllerDeps {
   events: EventRecorder;
   statuses: PodStatusWriter;
   traps: TrapMonitor;
-  owners: ActorOwners;
   modules: ModuleCache;
   placement: PodPlacement;
+  /** Where each pod's IP comes from. */
+  addresses: PodAddresses;
   logger: Logger;
   /** Aborted when the agent stops (ends retries of the final delete). */
   signal: AbortSignal;
@@ -48,16 +53,13 @@ interface ContainerRuntime {
   init: boolean;
   image?: { bytes: Uint8Array; imageID: string; module: WebAssembly.Module | undefined; wasi: boolean };
   actor?: RunningActor;
+  /** Its hostPort forwarders, while it runs. */
+  hostPorts?: HostPortForwarder[];
+  /** Its probes, while it runs. */
+  probes?: ContainerProbes;
   wasi?: { abort: AbortController; done: Promise<void> };
-  /** Where its log lines are (actor id, or a per-pod id for WASI programs). */
+  /** Where its log lines are (the actor instance id, or a per-run id for WASI programs). */
   logId?: string;
-}
-
-/** Where a container's log is, for the kubelet API. */
-export interface LogTarget {
-  logId: string | undefined;
-  running: boolean;
-  waitingReason?: string;
 }
 
 const fieldPath = (rt: ContainerRuntime) => `spec.${rt.init ? 'initContainers' : 'containers'}{${rt.spec.name}}`;
@@ -80,6 +82,7 @@ export class PodController {
   #lastStatus = '';
   #lastPhase: string | undefined;
   #lastState: PodStateValue = 'registered';
+  #podIP: string | undefined;
 
   constructor(pod: V1Pod, deps: PodControllerDeps, opts: { adopt?: 'Succeeded' | 'Failed'; reject?: { reason: string; message: string } } = {}) {
     this.pod = pod;
@@ -163,13 +166,19 @@ export class PodController {
     if (this.#actor.getSnapshot().status === 'active') this.#actor.send(event);
   }
 
+  /** The actor instances of this pod that run now. */
+  get actors(): string[] {
+    return [...this.#containers.values()].flatMap((rt) => (rt.actor ? [rt.actor.id] : []));
+  }
+
+  /** Where port-forward may connect: the pod's IP and its ports, while something runs. */
+  portForwardTarget(): { podIP: string; ports: number[] } | undefined {
+    return portForwardTarget(this.#containers.values(), this.#podIP);
+  }
+
   logTarget(container: string): LogTarget | undefined {
     const rt = this.#containers.get(container);
-    if (!rt) return undefined;
-    const record = this.context.containers.find((r) => r.name === container);
-    const running = record !== undefined && 'running' in record.state;
-    const waitingReason = record && 'waiting' in record.state ? record.state.waiting.reason : undefined;
-    return { logId: rt.logId, running, ...(waitingReason ? { waitingReason } : {}) };
+    return rt && logTarget(rt.logId, this.context.containers.find((r) => r.name === container));
   }
 
   // ------------------------------------------------------------------ work
@@ -177,6 +186,7 @@ export class PodController {
   async #pull(signal: AbortSignal): Promise<Record<string, string>> {
     const names = [...this.#containers.keys()];
     this.#links = parseCapabilityAnnotations(this.pod.metadata?.annotations, names);
+    for (const rt of this.#containers.values()) if (!rt.init) validateProbes(rt.spec);
     const source = apiConfigSource(this.#d.clients);
     const credentials = await pullCredentials(this.pod, source, (msg) => this.#event('Warning', 'FailedToRetrieveImagePullSecret', msg));
     const out: Record<string, string> = {};
@@ -208,11 +218,23 @@ export class PodController {
   }
 
   #volumesOnce(source: ConfigSource): Promise<Map<string, string>> {
-    this.#volumes ??= prepareVolumes(this.pod, this.#podDir(), source, this.#d.placement, { allowHostPath: this.#d.options.allowHostPath, logger: this.#log }).catch((err: unknown) => {
+    this.#volumes ??= prepareVolumes(this.pod, this.#podDir(), source, this.#placement(), { allowHostPath: this.#d.options.allowHostPath, logger: this.#log }).catch((err: unknown) => {
       this.#volumes = undefined;
       throw err;
     });
     return this.#volumes;
+  }
+
+  /** What env and the downward API see: the node, and this pod's own address (given it at first use). */
+  #placement(): PodPlacement {
+    if (this.#podIP === undefined) {
+      try {
+        this.#podIP = this.#d.addresses.allocate(this.ref.uid, this.pod.status?.podIP);
+      } catch (err) {
+        throw new PodError('START_FAILED', `no address for the pod: ${(err as Error).message}`, { reason: 'FailedCreatePodSandBox', fatal: false, cause: err });
+      }
+    }
+    return { ...this.#d.placement, podIP: this.#podIP };
   }
 
   #podDir(): string {
@@ -221,7 +243,7 @@ export class PodController {
 
   /** Starts a WASI program; `exit` resolves when it ended (after the machine heard of it). */
   async #launchWasi(rt: ContainerRuntime, source: ConfigSource, signal?: AbortSignal): Promise<{ exit: Promise<ContainerExit> }> {
-    const env = await resolveEnv(this.pod, rt.spec, source, this.#d.placement);
+    const env = await resolveEnv(this.pod, rt.spec, source, this.#placement());
     const preopens = await preopensFor(rt.spec, await this.#volumesOnce(source));
     const abort = new AbortController();
     signal?.addEventListener('abort', () => abort.abort(), { once: true });
@@ -265,19 +287,27 @@ export class PodController {
         if (signal.aborted || this.#stopping) throw new Error('pod is stopping');
         const rt = this.#containers.get(name)!;
         if (rt.image!.wasi) {
+          if (rt.spec.startupProbe || rt.spec.readinessProbe || rt.spec.livenessProbe) {
+            throw new PodError('INVALID_POD_SPEC', `container ${name}: probes apply to actor containers; a WASI program runs to completion and has no address to probe`, { reason: 'UnsupportedProbe', fatal: true, container: name });
+          }
           await this.#launchWasi(rt, source);
           started.push(rt);
           continue;
         }
-        const env = await resolveEnv(this.pod, rt.spec, source, this.#d.placement);
-        const links = planLinks(this.#links, rt.spec, env);
-        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, annotations: this.pod.metadata?.annotations, owners: this.#d.owners, pod: { uid: this.ref.uid, key: `${this.ref.namespace}/${this.ref.name}` } });
+        const placement = this.#placement();
+        const env = await resolveEnv(this.pod, rt.spec, source, placement);
+        const links = planLinks(this.#links, rt.spec, env, placement.podIP!);
+        const instance = instanceId(this.ref.namespace, this.ref.name, name);
+        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, instance, annotations: this.pod.metadata?.annotations });
         rt.actor = actor;
         rt.logId = actor.id;
         started.push(rt);
+        rt.hostPorts = await openHostPorts(rt.spec, this.#d.placement.nodeAddress, placement.podIP!, this.#log);
         this.#d.traps.watch(actor.id, (traps) => void this.#actorCrashed(rt, actor, traps));
-        this.#emit({ type: 'CONTAINER_STARTED', name, containerID: `wasmlet://${actor.id}` });
-        this.#event('Normal', 'Started', `Started container ${name}: actor ${actor.id} (${actor.name}) with ${actor.links.length} link(s)`, rt);
+        const probes = this.#probes(rt, placement.podIP!);
+        this.#emit({ type: 'CONTAINER_STARTED', name, containerID: `wasmlet://${actor.id}`, ready: !probes.hasReadiness && !probes.hasStartup, started: !probes.hasStartup });
+        probes.start();
+        this.#event('Normal', 'Started', `Started container ${name}: actor ${actor.module} (${actor.name}) as instance ${actor.id} with ${actor.links.length} link(s)`, rt);
       }
     } catch (err) {
       await Promise.all(started.map((rt) => this.#stopContainer(rt)));
@@ -286,6 +316,31 @@ export class PodController {
       if (!e.fatal) this.#event('Warning', 'Failed', e.message, e.container ? this.#containers.get(e.container) : undefined);
       throw e;
     }
+  }
+
+  /** The container's probes, reporting to the pod machine and as Events while they are its current ones. */
+  #probes(rt: ContainerRuntime, podIP: string): ContainerProbes {
+    const name = rt.spec.name;
+    const probes = probesFor(rt.spec, podIP, {
+      current: () => rt.probes === probes && !this.#stopping,
+      probed: (verdict) => this.#emit({ type: 'CONTAINER_PROBED', name, ...verdict }),
+      unhealthy: (message) => this.#event('Warning', 'Unhealthy', message, rt),
+      failed: (kind) => void this.#probeKilled(rt, kind),
+    });
+    rt.probes = probes;
+    return probes;
+  }
+
+  /** A liveness or startup probe failed for good: the container is killed, and restartPolicy decides what follows. */
+  async #probeKilled(rt: ContainerRuntime, kind: 'liveness' | 'startup'): Promise<void> {
+    const name = rt.spec.name;
+    const restart = this.context.restartPolicy !== 'Never';
+    const message = `Container ${name} failed ${kind} probe${restart ? ', will be restarted' : ''}`;
+    this.#log.warn({ container: name, probe: kind }, 'probe failed: killing the container');
+    this.#event('Normal', 'Killing', message, rt);
+    await this.#stopContainer(rt);
+    if (this.#stopping) return;
+    this.#emit({ type: 'CONTAINER_EXITED', name, exit: { exitCode: 137, reason: 'Error', message } });
   }
 
   async #actorCrashed(rt: ContainerRuntime, actor: RunningActor, traps: number): Promise<void> {
@@ -298,15 +353,16 @@ export class PodController {
   }
 
   async #stopContainer(rt: ContainerRuntime, drainMs?: number): Promise<void> {
+    rt.probes?.stop();
+    rt.probes = undefined;
+    const forwarders = rt.hostPorts;
+    rt.hostPorts = undefined;
+    await Promise.all((forwarders ?? []).map((f) => f.close()));
     const actor = rt.actor;
     if (actor) {
       rt.actor = undefined;
       this.#d.traps.unwatch(actor.id);
-      await stopActorContainer(this.#d.host, actor, drainMs)
-        .catch((err: unknown) => this.#log.warn({ err, actor: actor.id }, 'actor did not stop cleanly'))
-        .finally(() => {
-          if (this.#d.owners.get(actor.id)?.uid === this.ref.uid) this.#d.owners.delete(actor.id);
-        });
+      await stopActorContainer(this.#d.host, actor, drainMs).catch((err: unknown) => this.#log.warn({ err, actor: actor.id }, 'actor did not stop cleanly'));
     }
     const wasi = rt.wasi;
     if (wasi) {
@@ -341,6 +397,7 @@ export class PodController {
       }
     }
     this.#d.statuses.forget(this.ref.uid);
+    this.#d.addresses.release(this.ref.uid);
     await rm(this.#podDir(), { recursive: true, force: true }).catch(() => {});
     if (cause !== 'shutdown') for (const rt of this.#containers.values()) if (rt.logId) this.#d.host.logs.close(rt.logId, { forget: true });
     return cause;
@@ -352,8 +409,10 @@ export class PodController {
     const previous = this.#lastState;
     this.#lastState = state;
     if (state !== previous) this.#stateEvents(state);
+    // A finished pod keeps its IP in its status but no longer holds it.
+    if (state === 'completed' || state === 'error' || state === 'failed') this.#d.addresses.release(this.ref.uid);
     if (!this.#publish || state === 'terminated' || context.stopCause === 'shutdown' || context.stopCause === 'removed') return;
-    const body = this.#builder.build({ state, context, nodeAddress: this.#d.placement.nodeAddress, startTimeMs: this.#startTimeMs, ...(this.#lastPhase ? { previousPhase: this.#lastPhase } : {}) });
+    const body = this.#builder.build({ state, context, nodeAddress: this.#d.placement.nodeAddress, ...(this.#podIP ? { podIP: this.#podIP } : {}), startTimeMs: this.#startTimeMs, ...(this.#lastPhase ? { previousPhase: this.#lastPhase } : {}) });
     const text = JSON.stringify(body);
     if (text === this.#lastStatus) return;
     this.#lastStatus = text;

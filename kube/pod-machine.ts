@@ -78,7 +78,9 @@ export interface PodContext {
 }
 
 export type PodEvent =
-  | { type: 'CONTAINER_STARTED'; name: string; containerID: string; ready?: boolean }
+  | { type: 'CONTAINER_STARTED'; name: string; containerID: string; ready?: boolean; started?: boolean }
+  /** A probe's verdict on a running container: readiness, or a startup probe that passed. */
+  | { type: 'CONTAINER_PROBED'; name: string; ready?: boolean; started?: boolean }
   | { type: 'CONTAINER_EXITED'; name: string; exit: ContainerExit }
   | { type: 'DELETE' }
   | { type: 'REMOVED' }
@@ -177,11 +179,20 @@ export const podMachine = setup({
             state: { running: { startedAt: now } },
             ...(lastState ? { lastState } : {}),
             ready: event.ready ?? true,
-            started: true,
+            started: event.started ?? true,
             restartCount: r.everStarted ? r.restartCount + 1 : r.restartCount,
             everStarted: true,
           };
         }),
+      };
+    }),
+    recordProbe: assign(({ context, event }) => {
+      if (event.type !== 'CONTAINER_PROBED') return {};
+      // Only a running container can be ready or started; a late verdict after it stopped is dropped.
+      return {
+        containers: update(context, [event.name], (r) =>
+          'running' in r.state ? { ...r, ...(event.ready !== undefined ? { ready: event.ready } : {}), ...(event.started !== undefined ? { started: event.started } : {}) } : r,
+        ),
       };
     }),
     recordExit: assign(({ context, event }) => {
@@ -208,12 +219,14 @@ export const podMachine = setup({
     fail: assign(({ context, event }) => {
       const e = toStepError((event as { error?: unknown }).error, 'CreateContainerError');
       const names = e.container ? [e.container] : context.toStart;
+      const now = Date.now();
       return {
         reason: e.reason,
         message: e.message,
         containers: update(context, names, (r) => ({
           ...r,
-          state: { terminated: { exitCode: 128, reason: e.reason, message: e.message, finishedAt: Date.now() } },
+          // A container that never ran started and ended at once (clients print startedAt unconditionally).
+          state: { terminated: { exitCode: 128, reason: e.reason, message: e.message, startedAt: 'running' in r.state ? r.state.running.startedAt : now, finishedAt: now } },
           ready: false,
           started: false,
         })),
@@ -254,6 +267,7 @@ export const podMachine = setup({
   }),
   on: {
     CONTAINER_STARTED: { actions: 'recordStart' },
+    CONTAINER_PROBED: { actions: 'recordProbe' },
     CONTAINER_EXITED: { actions: 'recordExit' },
     DELETE: { target: '.terminating', actions: 'stopping' },
     REMOVED: { target: '.terminating', actions: 'stopping' },
@@ -371,7 +385,7 @@ export const podMachine = setup({
       invoke: { src: 'stop', input: { cause: 'failed' } },
     },
     terminating: {
-      on: { DELETE: {}, REMOVED: {}, SHUTDOWN: {} },
+      on: { DELETE: {}, REMOVED: {}, SHUTDOWN: {}, CONTAINER_PROBED: {} },
       invoke: {
         src: 'stop',
         input: ({ context }) => ({ cause: context.stopCause ?? 'deleted' }),

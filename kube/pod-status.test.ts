@@ -43,9 +43,11 @@ describe('pod status', () => {
 
   it('builds conditions, container statuses, pod IP and start time', () => {
     const b = new PodStatusBuilder();
-    const s = b.build({ state: 'running', context: ctx([running]), nodeAddress: '10.0.0.1', startTimeMs: Date.UTC(2024, 0, 1, 12) });
+    const s = b.build({ state: 'running', context: ctx([running]), nodeAddress: '10.0.0.1', podIP: '127.10.0.2', startTimeMs: Date.UTC(2024, 0, 1, 12) });
     assert.deepEqual(s.conditions.map((c) => [c.type, c.status]), [['Initialized', 'True'], ['Ready', 'True'], ['ContainersReady', 'True'], ['PodScheduled', 'True']]);
-    assert.deepEqual([s.podIP, s.hostIP, s.startTime, s.phase], ['10.0.0.1', '10.0.0.1', '2024-01-01T12:00:00Z', 'Running']);
+    assert.deepEqual([s.podIP, s.podIPs, s.hostIP, s.startTime, s.phase], ['127.10.0.2', [{ ip: '127.10.0.2' }], '10.0.0.1', '2024-01-01T12:00:00Z', 'Running']);
+    const pending = b.build({ state: 'imagePull', context: ctx([rec()]), nodeAddress: '10.0.0.1', startTimeMs: 0 });
+    assert.equal('podIP' in pending, false, 'no pod IP before the pod has one');
     assert.deepEqual(s.containerStatuses[0], {
       name: 'app',
       image: 'img:v1',

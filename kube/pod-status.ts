@@ -1,6 +1,6 @@
 /**
  * Pod status from a pod machine snapshot: phase, conditions (with transition times kept across
- * updates), container statuses, the node's address as pod IP, start time. Pure apart from the
+ * updates), container statuses, the pod's IP (once it has one) and the node's, start time. Pure apart from the
  * remembered transition times.
  */
 import { kubeTime } from './kube-client.ts';
@@ -14,8 +14,8 @@ export interface PodStatusBody {
   initContainerStatuses: unknown[];
   hostIP: string;
   hostIPs: { ip: string }[];
-  podIP: string;
-  podIPs: { ip: string }[];
+  podIP?: string;
+  podIPs?: { ip: string }[];
   startTime: string;
   qosClass: string;
   reason: string | null;
@@ -26,6 +26,8 @@ export interface PodStatusInput {
   state: PodStateValue;
   context: PodContext;
   nodeAddress: string;
+  /** The pod's address, once it has one. */
+  podIP?: string;
   startTimeMs: number;
   /** The phase last written, kept while the pod terminates. */
   previousPhase?: string;
@@ -106,8 +108,7 @@ export class PodStatusBuilder {
       initContainerStatuses: inits.map(containerStatus),
       hostIP: input.nodeAddress,
       hostIPs: [{ ip: input.nodeAddress }],
-      podIP: input.nodeAddress,
-      podIPs: [{ ip: input.nodeAddress }],
+      ...(input.podIP ? { podIP: input.podIP, podIPs: [{ ip: input.podIP }] } : {}),
       startTime: kubeTime(input.startTimeMs),
       qosClass: 'BestEffort',
       reason: phase === 'Failed' ? (context.reason ?? null) : null,

@@ -1,5 +1,5 @@
 /**
- * The TypeScript demos (demos/hello, demos/kv-counter, demos/logger): built with the SDK and run
+ * The TypeScript demos (demos/hello, demos/kv-counter, demos/logger, demos/messaging): built with the SDK and run
  * from their own wasmlet.yaml (ports swapped for free ones), served over real HTTP.
  */
 import assert from 'node:assert/strict';
@@ -14,6 +14,7 @@ import { Host, wapcRuntime, type ActorRuntime } from '../host/index.ts';
 import { loadManifest, type HostPlan } from '../host/index.ts';
 import { runPlan } from '../host/index.ts';
 import { buildTestActor, repoRoot, testComponentRuntime } from './helpers/component-actors.ts';
+import { eventually } from './helpers/wait.ts';
 
 const logger = pino({ level: 'silent' });
 const components = testComponentRuntime();
@@ -84,6 +85,27 @@ describe('TypeScript demos', () => {
     }
     const last = await fetch(`http://127.0.0.1:${port}/a/b`);
     assert.deepEqual(await last.json(), { counter: 4 });
+  });
+
+  it('messaging: the publisher publishes each request\'s path, the subscribed counter counts them in key-value', async () => {
+    const dir = join(repoRoot, 'demos', 'messaging');
+    const [publisher, counter] = await Promise.all([buildTestActor(join(dir, 'publisher')), buildTestActor(join(dir, 'counter'))]);
+    const plan = await loadManifest(join(dir, 'wasmlet.yaml'));
+    assert.deepEqual(plan.actors.map((a) => a.path), [join(dir, 'publisher', 'build', 'messaging-publisher.wasm'), join(dir, 'counter', 'build', 'messaging-counter.wasm')]);
+    [plan.actors[0]!.path, plan.actors[1]!.path] = [publisher.path, counter.path];
+    const ports: Record<string, number> = {};
+    for (const l of plan.links) if (l.values.PORT) l.values.PORT = String((ports[l.actor] = await freePort()));
+    const host = await runPlan(plan, { logger, providers: builtinProviders, deps: { runtimes: [wapcRuntime, components] } });
+    hosts.push(host);
+    for (const path of ['/a/b', '/a/b', '/c']) {
+      const res = await fetch(`http://127.0.0.1:${ports['messaging-publisher']}${path}`);
+      assert.equal(res.status, 202);
+      assert.deepEqual(await res.json(), { published: path });
+    }
+    const count = async (path: string) => (await fetch(`http://127.0.0.1:${ports['messaging-counter']}${path}`)).json();
+    await eventually(async () => assert.deepEqual(await count('/a/b'), { path: '/a/b', count: 2, total: 3 }), 'the counter counted the published paths');
+    assert.deepEqual(await count('/c'), { path: '/c', count: 1, total: 3 });
+    assert.deepEqual(await count('/never'), { path: '/never', count: 0, total: 3 });
   });
 
   it('logger writes structured lines at the asked level, and refuses unknown levels', async () => {

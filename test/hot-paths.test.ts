@@ -27,6 +27,10 @@ const HOT: Record<string, string[]> = {
   'host/lattice/nats-bus.ts': ['#onInvocation', '#sendReplies'],
   'host/worker/worker-main.ts': ['runCall', 'runItems'],
   'host/worker/worker-pool.ts': ['#send', '#enqueue', '#drainResults', '#onMessage', '#finish'],
+  'capabilities/messaging/provider.ts': ['onMessage', '#run', 'deliver', 'handle'],
+  'capabilities/messaging/codec.ts': ['encodeDelivery', 'parsePublish'],
+  'capabilities/messaging/broker.ts': ['publish'],
+  'capabilities/messaging/nats-broker.ts': ['publish'],
 };
 
 function compiled(file: string): string {

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { until } from './helpers/wait.ts';
 import { isReady, podManifest, startKubeletHarness, statusOf, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
 
 const fixtures = new URL('../../shared/fixtures/', import.meta.url);
-const ECHO = 'MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2';
+/** A pod container's actor instance id. */
+const instance = (pod: string) => `default/${pod}/app`;
 const failed = (p: Parameters<typeof isReady>[0]) => statusOf(p).phase === 'Failed';
 
 describe('node agent: actor limits', () => {
@@ -25,13 +25,11 @@ describe('node agent: actor limits', () => {
   it('defaults: the host’s share (workers less one) and memory limit', async () => {
     h.api.store.create('pods', podManifest('plain', { containers: [{ name: 'app', image: 'registry.test/echo:v1' }] }));
     await waitForPod(h.api, 'plain', isReady);
-    const info = h.host.actor(ECHO)!;
+    const info = h.host.actor(instance('plain'))!;
     assert.deepEqual([info.maxConcurrency, info.maxMemoryMiB], [2, 64]);
-    h.api.store.delete('pods', 'default', 'plain', { gracePeriodSeconds: 0 });
   });
 
   it('takes wasmlet.dev/max-concurrency and resources.limits.memory', async () => {
-    await until(() => !h.host.actor(ECHO), 'the previous pod’s actor stopped');
     h.api.store.create(
       'pods',
       podManifest('limited', {
@@ -40,13 +38,11 @@ describe('node agent: actor limits', () => {
       }),
     );
     await waitForPod(h.api, 'limited', isReady);
-    const info = h.host.actor(ECHO)!;
+    const info = h.host.actor(instance('limited'))!;
     assert.deepEqual([info.maxConcurrency, info.maxMemoryMiB], [1, 24]);
-    h.api.store.delete('pods', 'default', 'limited', { gracePeriodSeconds: 0 });
   });
 
   it('fails a pod whose actor starts past its memory limit, or whose limit is malformed, with the reason', async () => {
-    await until(() => !h.host.actor(ECHO), 'the previous pod’s actor stopped');
     // echo.wasm's memory starts at 17 pages (1.06 MiB): 1Mi is too little.
     h.api.store.create('pods', podManifest('tiny', { containers: [{ name: 'app', image: 'registry.test/echo:v1', resources: { limits: { memory: '1Mi' } } }] }));
     const tiny = await waitForPod(h.api, 'tiny', failed);
@@ -56,6 +52,7 @@ describe('node agent: actor limits', () => {
     const bad = await waitForPod(h.api, 'bad', failed);
     assert.equal(statusOf(bad).reason, 'InvalidCapabilityAnnotation');
     assert.match(statusOf(bad).message ?? '', /wasmlet\.dev\/max-concurrency/);
-    assert.equal(h.host.actor(ECHO), undefined, 'nothing kept running');
+    assert.equal(h.host.actor(instance('tiny')), undefined, 'nothing kept running');
+    assert.equal(h.host.actor(instance('bad')), undefined);
   });
 });

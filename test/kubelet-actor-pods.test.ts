@@ -3,8 +3,8 @@
  * becomes the HTTP server's PORT), status kept true (phase, conditions, container statuses,
  * imageID, pod IP), Events, capability annotations and env (value, configMapKeyRef,
  * secretKeyRef, fieldRef) reaching actor config and link values, pods refused for a reason
- * (malformed annotation, unclaimed link, unsigned image, actor already in use) without touching
- * anything else, pull secrets and ImagePullBackOff, graceful deletion then grace-0 delete.
+ * (malformed annotation, unclaimed link, unsigned image) without touching
+ * anything else, pull secrets and ImagePullBackOff, graceful deletion then grace-0 delete, several pods of one image as instances of one actor.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { freePort } from './helpers/redis-server.ts';
 import { compileWat, toolboxActor } from './helpers/wat.ts';
 import {
   condition,
+  instanceOf,
   eventsFor,
   isReady,
   phaseIs,
@@ -69,8 +70,9 @@ describe('node agent: actor pods', () => {
     assert.ok(cs.state.running?.startedAt);
     assert.equal(cs.image, 'registry.test/echo:v1');
     assert.match(cs.imageID, /^registry\.test\/echo@sha256:[0-9a-f]{64}$/);
-    assert.equal(cs.containerID, `wasmlet://${ECHO}`);
-    assert.equal(h.host.links.get(ECHO, HTTP_SERVER)?.values.PORT, String(echoPort));
+    assert.equal(cs.containerID, 'wasmlet://default/echo/echo');
+    assert.equal(h.host.actor('default/echo/echo')?.module, ECHO);
+    assert.equal(h.host.links.get('default/echo/echo', HTTP_SERVER)?.values.PORT, String(echoPort));
     await h.agent.settled();
     const reasons = eventsFor(h.api, 'echo').map((e) => e.reason);
     for (const r of ['Pulling', 'Pulled', 'Started']) assert.ok(reasons.includes(r), `event ${r} in ${reasons.join(',')}`);
@@ -121,10 +123,12 @@ describe('node agent: actor pods', () => {
       NODE: 'wasmlet-test-node',
       POD_IP: '127.0.0.1',
     };
-    assert.deepEqual(h.host.actorConfig(KVCOUNTER), expected);
-    const kv = h.host.links.get(KVCOUNTER, KEY_VALUE)!;
+    const counter = instanceOf('kvcounter', 'counter');
+    assert.equal(h.host.actor(counter)?.module, KVCOUNTER);
+    assert.deepEqual(h.host.actorConfig(counter), expected);
+    const kv = h.host.links.get(counter, KEY_VALUE)!;
     assert.deepEqual(kv.values, { ...expected, BUCKET: 'counters' });
-    const http = h.host.links.get(KVCOUNTER, HTTP_SERVER)!;
+    const http = h.host.links.get(counter, HTTP_SERVER)!;
     assert.equal(http.values.PORT, String(port));
     assert.equal(http.values.ADDRESS, '127.0.0.1');
     assert.deepEqual(JSON.parse((await get(port, '/k')).text), { counter: 1 });
@@ -157,8 +161,8 @@ describe('node agent: actor pods', () => {
     assert.match(statusOf(pod).message!, /wascc:http_server/, 'says what it does claim');
     const cs = statusOf(pod).containerStatuses![0];
     assert.equal(cs.state.terminated?.reason, 'LinkNotClaimed');
-    assert.equal(h.host.actor(httpOnly.id), undefined, 'actor not started');
-    assert.equal(h.host.links.list().filter((l) => l.actor === httpOnly.id).length, 0);
+    assert.equal(h.host.actors().filter((a) => a.module === httpOnly.id).length, 0, 'actor not started');
+    assert.equal(h.host.links.list().filter((l) => l.actor === instanceOf('unclaimed')).length, 0);
     await h.agent.settled();
     assert.ok(eventsFor(h.api, 'unclaimed').some((e) => e.reason === 'LinkNotClaimed' && e.type === 'Warning'));
   });
@@ -174,11 +178,29 @@ describe('node agent: actor pods', () => {
     assert.ok(statusOf(garbage).message!.length > 20, statusOf(garbage).message);
   });
 
-  it('refuses a second pod for an actor that already runs for another pod', async () => {
-    h.api.store.create('pods', podManifest('echo-twice', { containers: [{ name: 'echo', image: 'registry.test/echo:v1' }] }));
-    const pod = await waitForPod(h.api, 'echo-twice', failedWith('ActorConflict'));
-    assert.match(statusOf(pod).message!, /already runs for pod default\/echo/);
-    assert.equal((await get(echoPort, '/fine')).status, 200);
+  it('runs a second pod of the same image as its own instance, in the same namespace and in another', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    h.api.store.create('namespaces', { metadata: { name: 'staging' } });
+    h.api.store.create('pods', podManifest('echo-twice', { containers: [{ name: 'echo', image: 'registry.test/echo:v1', ports: [{ containerPort: p1 }] }] }));
+    h.api.store.create('pods', podManifest('echo', { namespace: 'staging', containers: [{ name: 'echo', image: 'registry.test/echo:v1', ports: [{ containerPort: p2 }] }] }));
+    await waitForPod(h.api, 'echo-twice', isReady);
+    const other = await waitForPod(h.api, 'echo', isReady, 15_000, 'staging');
+    assert.equal(statusOf(other).containerStatuses![0].containerID, 'wasmlet://staging/echo/echo');
+    const instances = h.host.actors().filter((a) => a.module === ECHO).map((a) => a.id).sort();
+    assert.deepEqual(instances, ['default/echo-twice/echo', 'default/echo/echo', 'staging/echo/echo']);
+    for (const port of [echoPort, p1, p2]) assert.equal((await get(port, '/fine')).status, 200);
+    // Each instance has its own log.
+    const logged = async (id: string) => {
+      let n = 0;
+      for await (const r of h.host.logs.read(id)) if (r.msg.includes('/fine')) n++;
+      return n;
+    };
+    await until(async () => (await logged('staging/echo/echo')) === 1, 'the staging instance logged its one request');
+    assert.equal(await logged('default/echo-twice/echo'), 1);
+    h.api.store.delete('pods', 'staging', 'echo', { gracePeriodSeconds: 30 });
+    await waitForGone(h.api, 'echo', 10_000, 'staging');
+    assert.equal((await get(p1, '/still')).status, 200, 'the other instances keep serving');
+    assert.equal((await get(echoPort, '/still')).status, 200);
   });
 
   it('waits with CreateContainerConfigError for a missing ConfigMap, and starts once it exists', async () => {
@@ -193,7 +215,7 @@ describe('node agent: actor pods', () => {
     assert.match(statusOf(waiting).containerStatuses![0].state.waiting.message, /configmap "late" not found/);
     h.api.store.create('configmaps', { metadata: { name: 'late', namespace: 'default' }, data: { x: 'arrived' } });
     await waitForPod(h.api, 'needs-config', isReady);
-    assert.deepEqual(h.host.actorConfig(toolbox.id), { X: 'arrived' });
+    assert.deepEqual(h.host.actorConfig(instanceOf('needs-config')), { X: 'arrived' });
   });
 
   it('pulls with the credentials of imagePullSecrets and the container pull policy', async () => {
@@ -237,18 +259,18 @@ describe('node agent: actor pods', () => {
       }),
     );
     await waitForPod(h.api, 'remote-kv', isReady);
-    const link = h.host.links.get(toolbox.id, KEY_VALUE, 'shared')!;
+    const link = h.host.links.get(instanceOf('remote-kv'), KEY_VALUE, 'shared')!;
     assert.equal(link.provider, 'VPROVIDERONHOSTB');
     assert.equal(link.values.URL, 'redis://10.0.0.9:6379');
   });
 
   it('deletes gracefully: stops the actor and its links, then removes the pod with grace 0', async () => {
-    assert.ok(h.host.actor(ECHO));
+    assert.ok(h.host.actor('default/echo/echo'));
     h.api.store.delete('pods', 'default', 'echo', { gracePeriodSeconds: 30 });
     assert.ok(h.api.store.get('pods', 'default', 'echo')?.metadata.deletionTimestamp, 'marked for deletion first');
     await waitForGone(h.api, 'echo', 10_000);
-    assert.equal(h.host.actor(ECHO), undefined, 'actor stopped');
-    assert.equal(h.host.links.get(ECHO, HTTP_SERVER), undefined, 'link removed');
+    assert.equal(h.host.actor('default/echo/echo'), undefined, 'actor stopped');
+    assert.equal(h.host.links.get('default/echo/echo', HTTP_SERVER), undefined, 'link removed');
     await assert.rejects(get(echoPort, '/gone'), 'port closed');
     await h.agent.settled();
     assert.ok(eventsFor(h.api, 'echo').some((e) => e.reason === 'Killing'));

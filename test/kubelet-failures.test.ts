@@ -11,7 +11,7 @@ import { HTTP_SERVER } from '../host/index.ts';
 import { printAndExitWat, wasiProgram } from './helpers/wasi-programs.ts';
 import { compileWat, signTestActor, toolboxActor, toolboxWat, type SignedTestActor } from './helpers/wat.ts';
 import { freePort } from './helpers/redis-server.ts';
-import { eventsFor, isReady, phaseIs, podManifest, startKubeletHarness, statusOf, waitForGone, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { eventsFor, instanceOf, isReady, phaseIs, podManifest, startKubeletHarness, statusOf, waitForGone, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
 import { until } from './helpers/wait.ts';
 
 async function get(port: number, path: string): Promise<number> {
@@ -45,7 +45,7 @@ describe('node agent: failures', () => {
     assert.equal(cs.lastState.terminated?.reason, 'Error');
     assert.match(cs.lastState.terminated?.message, /failed 3 calls/);
     assert.equal(statusOf(crashed).phase, 'Running', 'a restarting pod stays Running');
-    assert.equal(h.host.actor(actor.id), undefined, 'the crashed actor is stopped during the backoff');
+    assert.equal(h.host.actor(instanceOf('crasher')), undefined, 'the crashed actor is stopped during the backoff');
 
     const back = await waitForPod(h.api, 'crasher', (p) => isReady(p) && statusOf(p).containerStatuses?.[0]?.restartCount === 1);
     assert.ok(back);
@@ -69,7 +69,7 @@ describe('node agent: failures', () => {
     for (let i = 0; i < 3; i++) await get(port, `/t${i}!`);
     const pod = await waitForPod(h.api, 'crash-once', phaseIs('Failed'));
     assert.equal(statusOf(pod).containerStatuses![0].state.terminated?.exitCode, 1);
-    assert.equal(h.host.actor(actor.id), undefined);
+    assert.equal(h.host.actor(instanceOf('crash-once')), undefined);
   });
 
   it('resumes a dropped watch from its resourceVersion, without relisting', async () => {
@@ -104,11 +104,11 @@ describe('node agent: failures', () => {
     h.api.store.create('pods', podManifest('newcomer', { containers: [{ name: 'app', image: 'registry.test/newcomer:v1', ports: [{ containerPort: ports.newcomer }] }] }));
     h.api.compactHistory();
     await new Promise((r) => setTimeout(r, 500));
-    assert.ok(h.host.actor(doomed!.id), 'nothing is stopped on a guess while the API is away');
+    assert.ok(h.host.actor(instanceOf('doomed')), 'nothing is stopped on a guess while the API is away');
     await h.api.restart();
 
-    await until(() => h.host.actor(doomed!.id) === undefined, 'the pod deleted during the outage is stopped', 15_000);
-    assert.equal(h.host.links.get(doomed!.id, HTTP_SERVER), undefined);
+    await until(() => h.host.actor(instanceOf('doomed')) === undefined, 'the pod deleted during the outage is stopped', 15_000);
+    assert.equal(h.host.links.get(instanceOf('doomed'), HTTP_SERVER), undefined);
     await assert.rejects(get(ports.doomed, '/after'));
     await waitForPod(h.api, 'newcomer', isReady);
     assert.equal(await get(ports.newcomer, '/new'), 200);
@@ -128,7 +128,7 @@ describe('node agent: failures', () => {
       h.api.store.create('pods', podManifest('late-status', { containers: [{ name: 'app', image: 'registry.test/late-status:v1' }] }));
       await until(() => h.agent.pods().some((p) => p.name === 'late-status'), 'agent saw the pod');
       await h.api.stop();
-      await until(() => h.host.actor(actor.id) !== undefined, 'actor started during the outage');
+      await until(() => h.host.actor(instanceOf('late-status')) !== undefined, 'actor started during the outage');
       await new Promise((r) => setTimeout(r, 300));
       await h.api.restart();
     } finally {
@@ -171,10 +171,10 @@ describe('node agent: failures', () => {
     }
     await Promise.all(actors.map((_, i) => waitForPod(h.api, `bulk-${i}`, isReady, 60_000)));
     const ms = Date.now() - started;
-    for (const a of actors) assert.ok(h.host.actor(a.id), `${a.id} runs`);
+    actors.forEach((a, i) => assert.equal(h.host.actor(instanceOf(`bulk-${i}`))?.module, a.id, `bulk-${i} runs`));
     assert.ok(ms < 60_000);
     for (let i = 0; i < 50; i++) h.api.store.delete('pods', 'default', `bulk-${i}`, { gracePeriodSeconds: 30 });
     await Promise.all(actors.map((_, i) => waitForGone(h.api, `bulk-${i}`, 60_000)));
-    for (const a of actors) assert.equal(h.host.actor(a.id), undefined);
+    actors.forEach((_, i) => assert.equal(h.host.actor(instanceOf(`bulk-${i}`)), undefined));
   });
 });

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { encode } from '../host/index.ts';
 import { generateTestCertificate } from './kube-api-server/index.ts';
 import { toolboxActor, type SignedTestActor } from './helpers/wat.ts';
-import { isReady, KUBECTL, kubectl, KUBELET_TOKEN, podManifest, startKubeletHarness, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
+import { instanceOf, isReady, KUBECTL, kubectl, KUBELET_TOKEN, podManifest, startKubeletHarness, waitForPod, type KubeletHarness } from './helpers/kubelet-harness.ts';
 import { until } from './helpers/wait.ts';
 
 interface Answer {
@@ -43,9 +43,9 @@ describe('node agent: kubelet API and container logs', () => {
   let cacheDir: string;
   const logPath = (q = '') => `/containerLogs/default/logger/app${q}`;
   /** A line through the actor's logging link (the toolbox also logs `handling` for each call). */
-  const actorLog = (body: string) => h.host.invokeActor(actor.id, 'wascc:logging/WriteLog', encode({ level: 1, body }));
+  const actorLog = (body: string, pod = 'logger') => h.host.invokeActor(instanceOf(pod), 'wascc:logging/WriteLog', encode({ level: 1, body }));
   /** A line put straight into the actor's log, for exact tail/limit checks. */
-  const writeLog = async (msg: string) => h.host.logs.append(actor.id, { time: Date.now(), level: 'info', stream: 'log', msg });
+  const writeLog = async (msg: string, pod = 'logger') => h.host.logs.append(instanceOf(pod), { time: Date.now(), level: 'info', stream: 'log', msg });
 
   before(async () => {
     h = await startKubeletHarness();
@@ -142,11 +142,11 @@ describe('node agent: kubelet API and container logs', () => {
     await until(() => !h.agent.pods().some((p) => p.name === 'logger'), 'the logger pod is gone', 10_000);
     h.api.store.create('pods', podManifest('logger2', { annotations: { 'wasmlet.dev/capabilities': 'logging' }, containers: [{ name: 'app', image: 'registry.test/logger:v1' }] }));
     await waitForPod(h.api, 'logger2', isReady);
-    await actorLog('through the proxy');
+    await actorLog('through the proxy', 'logger2');
     const r = await kubectl(h.api, cacheDir, 'logs', 'logger2');
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(lines(r.stdout), ['through the proxy']);
-    await writeLog('last one');
+    await writeLog('last one', 'logger2');
     const tail = await kubectl(h.api, cacheDir, 'logs', 'logger2', '--tail=1', '--timestamps');
     assert.match(tail.stdout, /^\S+Z last one\n$/);
   });

@@ -17,7 +17,7 @@ import { NodeAgent } from '../kube/index.ts';
 import { createImagePuller } from '../kube/index.ts';
 import { pushWasm } from '../kube/index.ts';
 import { startKubeApiServer, type KubeApiServer } from './kube-api-server/index.ts';
-import { fastOptions, isReady, podManifest, statusOf, waitForPod } from './helpers/kubelet-harness.ts';
+import { fastOptions, instanceOf, isReady, podManifest, statusOf, waitForPod } from './helpers/kubelet-harness.ts';
 import { startOciRegistry, type OciRegistry } from './helpers/oci-registry.ts';
 import { toolboxActor } from './helpers/wat.ts';
 
@@ -58,7 +58,7 @@ describe('node agent with a real registry', { skip: existsSync(REGISTRY_BINARY) 
     api.store.create('pods', podManifest('pushed', { containers: [{ name: 'app', image: `${registry.host}/wasmlet/pushed:v1` }] }));
     const pod = await waitForPod(api, 'pushed', isReady, 30_000);
     assert.equal(statusOf(pod).containerStatuses![0].imageID, pushed.imageID);
-    assert.ok(host.actor(actor.id));
+    assert.equal(host.actor(instanceOf('pushed'))?.module, actor.id);
   });
 
   it('authenticates with the imagePullSecrets of the pod', async () => {
@@ -97,6 +97,6 @@ describe('node agent with a real registry', { skip: existsSync(REGISTRY_BINARY) 
     api.store.create('pods', podManifest('tampered', { containers: [{ name: 'app', image: `${registry.host}/wasmlet/tampered:v1` }] }));
     const p = await waitForPod(api, 'tampered', (x) => ['ErrImagePull', 'ImagePullBackOff'].includes(statusOf(x).containerStatuses?.[0]?.state?.waiting?.reason), 30_000);
     assert.match(statusOf(p).containerStatuses![0].state.waiting.message, /digest|DIGEST/);
-    assert.equal(host.actor(actor.id), undefined);
+    assert.equal(host.actor(instanceOf('tampered')), undefined);
   });
 });

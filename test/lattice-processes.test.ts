@@ -10,6 +10,8 @@
  * Lattice `pair`: hosts B1 and B2 both run kvcounter, each with an in-process memory key-value
  * provider (so each host keeps a counter of its own, which shows who served a request); the HTTP
  * server provider is a third process.
+ * Both lattices are closed: every process holds a member credential of its lattice's issuer
+ * (a rogue lattice of the same name is `lattice-rogue.test.ts`).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { generateKeyPair, mintMemberCredentials, type MemberRole } from '../host/index.ts';
 import { freePort, startNatsServer, type NatsServer } from './helpers/nats-server.ts';
 import { runWasmlet, startWasmlet, type WasmletProcess } from './helpers/wasmlet-process.ts';
 import { eventually } from './helpers/wait.ts';
@@ -78,14 +81,16 @@ describe('lattice processes', () => {
   let nats: NatsServer;
   let dir: string;
   const procs: WasmletProcess[] = [];
-  const envOf = (lattice: string) => ({ NATS_URL: nats.url, WASMLET_LATTICE: lattice });
+  /** Credential files by lattice and role. */
+  const creds = new Map<string, string>();
+  const envOf = (lattice: string, role: MemberRole) => ({ NATS_URL: nats.url, WASMLET_LATTICE_CREDS: creds.get(`${lattice}/${role}`)! });
   const start = (lattice: string, args: string[]) => {
-    const p = startWasmlet([...args, ...NATS_FLAGS], envOf(lattice));
+    const p = startWasmlet([...args, ...NATS_FLAGS], envOf(lattice, args[0] === 'host' ? 'host' : 'provider'));
     procs.push(p);
     return p;
   };
   const ctl = async (lattice: string, args: string[]) => {
-    const r = await runWasmlet(['ctl', ...args], envOf(lattice));
+    const r = await runWasmlet(['ctl', ...args], envOf(lattice, 'ctl'));
     assert.equal(r.code, 0, `wasmlet ctl ${args.join(' ')}: ${r.stderr}${r.stdout}`);
     return r.stdout;
   };
@@ -104,6 +109,14 @@ describe('lattice processes', () => {
   before(async () => {
     nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'wasmlet-lattice-procs-'));
+    for (const lattice of ['procs', 'pair']) {
+      const issuer = generateKeyPair('account');
+      for (const role of ['host', 'provider', 'ctl'] as const) {
+        const file = join(dir, `${lattice}-${role}.creds`);
+        await writeFile(file, (await mintMemberCredentials({ lattice, issuer: issuer.publicKey, issuerSeed: issuer.seed }, { role })).creds, { mode: 0o600 });
+        creds.set(`${lattice}/${role}`, file);
+      }
+    }
     [port1, port2] = [await freePort(), await freePort()];
     const actorOnly = join(dir, 'actor-only.yaml');
     await writeFile(actorOnly, `actors: [${kvcounterPath}]\n`);

@@ -6,6 +6,7 @@
  */
 import { HttpRequest, toRawResponse, type HttpHandler, type RawRequest, type RawResponse } from './http.ts';
 import { installConsole } from './logging.ts';
+import { Message, type MessageHandler } from './messaging.ts';
 import { ActorError } from './result.ts';
 
 type HandlerError = { tag: 'failed'; val: string } | { tag: 'crashed'; val: string };
@@ -30,19 +31,38 @@ function describe(e: unknown): string {
   }
 }
 
+/** Runs a handler: ActorError becomes `failed`, anything else thrown `crashed`. */
+function run<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ActorError) throw new HandlerFailure({ tag: 'failed', val: e.message });
+    throw new HandlerFailure({ tag: 'crashed', val: describe(e) });
+  }
+}
+
 export function exportHttpHandler(handler: unknown): { handleRequest(request: RawRequest): RawResponse } {
   installConsole();
   return {
     handleRequest(request: RawRequest): RawResponse {
-      if (typeof handler !== 'function') {
-        throw new HandlerFailure({ tag: 'crashed', val: 'the actor module has no default export HTTP handler function' });
-      }
-      try {
-        return toRawResponse((handler as HttpHandler)(new HttpRequest(request)));
-      } catch (e) {
-        if (e instanceof ActorError) throw new HandlerFailure({ tag: 'failed', val: e.message });
-        throw new HandlerFailure({ tag: 'crashed', val: describe(e) });
-      }
+      // An actor without one (a message handler only) answers HTTP with its error, and is kept.
+      if (typeof handler !== 'function') throw new HandlerFailure({ tag: 'failed', val: 'this actor has no HTTP handler (no default export)' });
+      return run(() => toRawResponse((handler as HttpHandler)(new HttpRequest(request))));
+    },
+  };
+}
+
+export function exportMessageHandler(handler: unknown): { handleMessage(message: { subject: string; replyTo: string; body: Uint8Array }): void } {
+  installConsole();
+  return {
+    handleMessage(message): void {
+      if (typeof handler !== 'function') throw new HandlerFailure({ tag: 'failed', val: 'this actor has no message handler (no handleMessage export)' });
+      run(() => {
+        const result = (handler as MessageHandler)(new Message(message)) as unknown;
+        if (result !== undefined && typeof (result as { then?: unknown })?.then === 'function') {
+          throw new TypeError('handleMessage returned a Promise: handlers run synchronously (every capability call is synchronous)');
+        }
+      });
     },
   };
 }

@@ -81,35 +81,9 @@ export function parseQuery(query: string): Map<string, string[]> {
   return out;
 }
 
-export class HttpRequest {
-  readonly method: string;
-  /** The path, without the query string. */
-  readonly path: string;
-  /** The raw query string, without `?`. */
-  readonly queryString: string;
-  readonly headers: HeaderMap;
-  readonly body: Uint8Array;
-  #query: Map<string, string[]> | undefined;
-
-  constructor(raw: RawRequest) {
-    this.method = raw.method;
-    this.path = raw.path;
-    this.queryString = raw.query;
-    this.headers = new HeaderMap(raw.headers);
-    this.body = raw.body;
-  }
-
-  /** The first value of a query parameter. */
-  query(name: string): string | undefined {
-    this.#query ??= parseQuery(this.queryString);
-    return this.#query.get(name)?.[0];
-  }
-
-  /** Every value of a query parameter. */
-  queryAll(name: string): string[] {
-    this.#query ??= parseQuery(this.queryString);
-    return this.#query.get(name) ?? [];
-  }
+/** Something with a byte body (a request, a message, a response): read as text or JSON. */
+export class WithBody {
+  constructor(readonly body: Uint8Array) {}
 
   /** The body as UTF-8 text. */
   text(): string {
@@ -124,6 +98,37 @@ export class HttpRequest {
       return { ok: false, error: e instanceof Error ? e.message : String(e) };
     }
   }
+}
+
+export class HttpRequest extends WithBody {
+  readonly method: string;
+  /** The path, without the query string. */
+  readonly path: string;
+  /** The raw query string, without `?`. */
+  readonly queryString: string;
+  readonly headers: HeaderMap;
+  #query: Map<string, string[]> | undefined;
+
+  constructor(raw: RawRequest) {
+    super(raw.body);
+    this.method = raw.method;
+    this.path = raw.path;
+    this.queryString = raw.query;
+    this.headers = new HeaderMap(raw.headers);
+  }
+
+  /** The first value of a query parameter. */
+  query(name: string): string | undefined {
+    this.#query ??= parseQuery(this.queryString);
+    return this.#query.get(name)?.[0];
+  }
+
+  /** Every value of a query parameter. */
+  queryAll(name: string): string[] {
+    this.#query ??= parseQuery(this.queryString);
+    return this.#query.get(name) ?? [];
+  }
+
 }
 
 export type HeadersInit = Record<string, string | readonly string[]> | ReadonlyArray<readonly [string, string]>;
@@ -173,7 +178,8 @@ export function status(code: number, body = ''): HttpResponse {
   return body ? text(body, { status: code }) : { status: code, body: '' };
 }
 
-function headerList(headers: HeadersInit | undefined): Array<[string, string]> {
+/** Header fields as a list of pairs, from any `HeadersInit`. */
+export function headerList(headers: HeadersInit | undefined): Array<[string, string]> {
   if (!headers) return [];
   if (Array.isArray(headers)) return (headers as ReadonlyArray<readonly [string, string]>).map(([n, v]) => [String(n), String(v)]);
   const out: Array<[string, string]> = [];

@@ -42,3 +42,35 @@ declare module 'wasmlet:actor/config@0.1.0' {
   export function get(key: string): string | undefined;
   export function getAll(): Array<[string, string]>;
 }
+
+declare module 'wasmlet:actor/message-types@0.1.0' {
+  export interface Message {
+    subject: string;
+    replyTo: string;
+    body: Uint8Array;
+  }
+}
+
+declare module 'wasmlet:actor/messaging@0.1.0' {
+  export function publish(link: string, subject: string, replyTo: string, body: Uint8Array): void;
+  export function request(link: string, subject: string, body: Uint8Array, timeoutMs: number): Uint8Array;
+}
+
+declare module 'wasmlet:actor/http-client@0.1.0' {
+  export interface OutgoingRequest {
+    method: string;
+    url: string;
+    headers: Array<[string, string]>;
+    body: Uint8Array;
+  }
+  export interface IncomingResponse {
+    status: number;
+    headers: Array<[string, string]>;
+    body: Uint8Array;
+  }
+  export function send(link: string, request: OutgoingRequest): IncomingResponse;
+}
+
+declare module 'wasmlet:actor/extras@0.1.0' {
+  export function sequence(link: string): bigint;
+}

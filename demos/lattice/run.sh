@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The lattice demo: a NATS server, one host running waSCC's kvcounter actor, and two provider
-# processes (HTTP server, key-value on NATS JetStream KV), linked with `wasmlet ctl`. A request to
-# the HTTP provider crosses the lattice to the actor, whose counter lives in the key-value
-# provider's process. Needs nats-server (Debian: apt-get install nats-server).
+# The lattice demo: a closed lattice (an issuer, a member credential per process), a NATS server,
+# one host running waSCC's kvcounter actor, and two provider processes (HTTP server, key-value on
+# NATS JetStream KV), linked with `wasmlet ctl`. A request to the HTTP provider crosses the
+# lattice to the actor, whose counter lives in the key-value provider's process. Needs
+# nats-server (Debian: apt-get install nats-server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WASMLET="node bin/wasmlet.mjs"
 NATS_PORT=${NATS_PORT:-14222}
 HTTP_PORT=${HTTP_PORT:-8090}
 LATTICE=demo
-export NATS_URL="nats://127.0.0.1:${NATS_PORT}" WASMLET_LATTICE=$LATTICE
+export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -28,14 +29,23 @@ wait_for() { # file text
 }
 wait_for "$WORK/nats.log" "Server is ready"
 
-$WASMLET host --log-level warn >"$WORK/host.log" 2>&1 & PIDS+=($!)
-$WASMLET provider http-server --log-level warn >"$WORK/http.log" 2>&1 & PIDS+=($!)
-$WASMLET provider keyvalue --log-level warn >"$WORK/kv.log" 2>&1 & PIDS+=($!)
+echo "== the lattice's issuer, and a credential per member (the only way in)"
+$WASMLET lattice init --out "$WORK/issuer" --lattice "$LATTICE"
+for member in host:host http:provider kv:provider ctl:ctl; do
+  $WASMLET lattice creds --issuer "$WORK/issuer/issuer.nk" --role "${member#*:}" --name "${member%:*}" --out "$WORK/${member%:*}.creds" 2>/dev/null
+done
+
+# The host may start actor files from this directory only (`ctl start actor` is a remote request).
+ACTORS=$(pwd)/demos/wascc-kvcounter
+WASMLET_LATTICE_CREDS="$WORK/host.creds" $WASMLET host --allow-local-files "$ACTORS" --log-level warn >"$WORK/host.log" 2>&1 & PIDS+=($!)
+WASMLET_LATTICE_CREDS="$WORK/http.creds" $WASMLET provider http-server --log-level warn >"$WORK/http.log" 2>&1 & PIDS+=($!)
+WASMLET_LATTICE_CREDS="$WORK/kv.creds" $WASMLET provider keyvalue --log-level warn >"$WORK/kv.log" 2>&1 & PIDS+=($!)
+export WASMLET_LATTICE_CREDS="$WORK/ctl.creds"
 wait_for "$WORK/host.log" "is up"
 wait_for "$WORK/http.log" "is up"
 wait_for "$WORK/kv.log" "is up"
 
-KVCOUNTER=$(pwd)/demos/wascc-kvcounter/kvcounter.wasm
+KVCOUNTER=$ACTORS/kvcounter.wasm
 ACTOR=MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ
 echo "== hosts on lattice $LATTICE"
 $WASMLET ctl get hosts

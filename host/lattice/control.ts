@@ -1,15 +1,21 @@
 /**
  * The control interface a host runs on the lattice (protocol in control-protocol.ts): answers
  * control requests through a `ControlHost` (an adapter over the Host, so the host needs no
- * NATS knowledge), publishes heartbeats and lifecycle CloudEvents, and records actors' claims
- * in the lattice's claims bucket. `ControlClient` (control-client.ts) is the other side.
+ * NATS knowledge) and publishes heartbeats and lifecycle CloudEvents. `ControlClient`
+ * (control-client.ts) is the other side.
+ *
+ * On a closed lattice every request must be signed by a ctl member of this lattice
+ * (signed-message.ts: credential, role, signature, freshness, nonce); anything else is dropped
+ * with a rate-limited log line, unanswered. Replies, events and heartbeats are signed by this
+ * member. On an open lattice (`--insecure`) nothing is checked, and every heartbeat says so (and
+ * logs a warning).
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { canonicalContract, normalizeLinkName } from '../contracts.ts';
 import { parseWith } from '../options.ts';
-import type { ActorClaims, LinkDefinition } from '../types.ts';
+import type { LinkDefinition } from '../types.ts';
 import {
   cloudEvent,
   deleteLinkRequestSchema,
@@ -22,8 +28,10 @@ import {
   type InventoryActor,
   type LatticeEventName,
 } from './control-protocol.ts';
-import type { NatsClaimsStore } from './nats-claims-store.ts';
-import { ctlSubject, eventSubject, latticeIdSchema } from './subjects.ts';
+import type { LatticeTrust } from './membership.ts';
+import { NonceCache } from './replay.ts';
+import { signMessage, verifyMessage } from './signed-message.ts';
+import { ctlSubject, eventSubject } from './subjects.ts';
 
 export * from './control-protocol.ts';
 export { ControlClient, CTL_NO_HOST, CTL_TIMEOUT, controlClientOptionsSchema, type ControlClientOptions, type ControlClientOptionsInput, type EventStream } from './control-client.ts';
@@ -33,11 +41,17 @@ export const CTL_QUEUE = 'wasmlet-ctl';
 
 export const controlServerOptionsSchema = z
   .object({
-    lattice: latticeIdSchema.default('default'),
     /** Heartbeat period, ms. Default 30000; 0 = no heartbeats. */
     heartbeatIntervalMs: z.number().int().min(0).default(30_000),
     /** Reported in host info. Default `0.0.0`. */
     version: z.string().default('0.0.0'),
+    /**
+     * Answer `link put` / `link del` (and write the links). Default true; provider processes
+     * set it false: links are written by hosts and ctl only.
+     */
+    acceptsLinks: z.boolean().default(true),
+    /** Requests sent further than this from this host's clock are refused, ms. Default 60000. */
+    freshnessMs: z.number().int().min(1000).default(60_000),
   })
   .strict();
 export type ControlServerOptionsInput = z.input<typeof controlServerOptionsSchema>;
@@ -69,29 +83,34 @@ function parseBody<S extends z.ZodType>(schema: S, m: Msg): z.output<S> {
 
 export class ControlServer {
   readonly options: ControlServerOptions;
+  readonly trust: LatticeTrust;
   readonly #nc: NatsConnection;
   readonly #host: ControlHost;
   readonly #log: Logger;
-  readonly #claims: NatsClaimsStore | undefined;
+  readonly #nonces = new NonceCache();
+  #droppedWindowStart = 0;
+  #droppedCount = 0;
+  /** Control requests dropped as unauthenticated, forged, stale, replayed or from the wrong role. */
+  dropped = 0;
   readonly #subs: Subscription[] = [];
   readonly #startedAt = Date.now();
   #heartbeat: NodeJS.Timeout | undefined;
   #unsubscribeHost: (() => void) | undefined;
   #running = false;
 
-  constructor(nc: NatsConnection, host: ControlHost, options: ControlServerOptionsInput, logger: Logger, deps: { claims?: NatsClaimsStore } = {}) {
+  constructor(nc: NatsConnection, trust: LatticeTrust, host: ControlHost, options: ControlServerOptionsInput, logger: Logger) {
     this.options = parseWith(controlServerOptionsSchema, 'control server options', options);
+    this.trust = trust;
     this.#nc = nc;
     this.#host = host;
-    this.#claims = deps.claims;
-    this.#log = logger.child({ ctl: this.options.lattice });
+    this.#log = logger.child({ ctl: trust.lattice });
   }
 
   /** Subscribes to control subjects, announces the host and starts heartbeats. */
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    const L = this.options.lattice;
+    const L = this.trust.prefix;
     const id = this.#host.id;
     const on = (subject: string, handler: (m: Msg) => Promise<CtlReply | undefined>, queue?: string) => {
       this.#subs.push(this.#nc.subscribe(subject, { ...(queue ? { queue } : {}), callback: (err, m) => (err ? this.#log.warn({ err: err.message, subject }, 'control subscription error') : this.#serve(m, handler)) }));
@@ -103,8 +122,10 @@ export class ControlServer {
     on(ctlSubject(L, 'actor', 'start'), (m) => this.#startActor(m), CTL_QUEUE);
     on(ctlSubject(L, 'host', id, 'actor', 'stop'), (m) => this.#stopActor(m, true));
     on(ctlSubject(L, 'actor', 'stop'), (m) => this.#stopActor(m, false));
-    on(ctlSubject(L, 'link', 'put'), (m) => this.#putLink(m), CTL_QUEUE);
-    on(ctlSubject(L, 'link', 'del'), (m) => this.#deleteLink(m), CTL_QUEUE);
+    if (this.options.acceptsLinks) {
+      on(ctlSubject(L, 'link', 'put'), (m) => this.#putLink(m), CTL_QUEUE);
+      on(ctlSubject(L, 'link', 'del'), (m) => this.#deleteLink(m), CTL_QUEUE);
+    }
     await this.#nc.flush();
     this.#unsubscribeHost = this.#host.onEvent?.((e) => void this.#onHostEvent(e));
     this.publish('host_started', await this.hostInfo());
@@ -113,7 +134,7 @@ export class ControlServer {
       this.#heartbeat.unref();
       await this.#beat();
     }
-    this.#log.info({ host: id }, 'lattice control interface started');
+    this.#log.info({ host: id, prefix: L }, 'lattice control interface started');
   }
 
   /** Announces the host's departure and stops answering. */
@@ -135,7 +156,7 @@ export class ControlServer {
     const inv = await this.#inventory();
     return {
       hostId: this.#host.id,
-      lattice: this.options.lattice,
+      lattice: this.trust.lattice,
       labels: this.#host.labels(),
       version: this.options.version,
       startedAt: this.#startedAt,
@@ -148,18 +169,18 @@ export class ControlServer {
   /** Publishes a lifecycle CloudEvent (`dev.wasmlet.<name>`) from this host. Never throws. */
   publish(name: LatticeEventName | string, data: unknown): void {
     try {
-      const ev = cloudEvent(this.options.lattice, this.#host.id, name, data);
-      this.#nc.publish(eventSubject(this.options.lattice, name), encoder.encode(JSON.stringify(ev)));
+      const ev = cloudEvent(this.trust.lattice, this.#host.id, name, data);
+      const subject = eventSubject(this.trust.prefix, name);
+      const payload = encoder.encode(JSON.stringify(ev));
+      const headers = signMessage(this.trust, subject, undefined, payload);
+      this.#nc.publish(subject, payload, headers ? { headers } : undefined);
     } catch (err) {
       this.#log.debug({ err: (err as Error).message, event: name }, 'could not publish a lattice event');
     }
   }
 
-  /** Call when an actor started on this host (by any means): stores its claims and announces it. */
-  async actorStarted(actor: InventoryActor, claims?: ActorClaims): Promise<void> {
-    if (claims && this.#claims) {
-      await this.#claims.put(claims).catch((err: unknown) => this.#log.warn({ err: (err as Error).message, actor: actor.id }, 'could not store actor claims on the lattice'));
-    }
+  /** Call when an actor started on this host (by any means): announces it. */
+  actorStarted(actor: InventoryActor): void {
     this.publish('actor_started', { hostId: this.#host.id, actor });
   }
 
@@ -188,23 +209,29 @@ export class ControlServer {
     return this.#host.onEvent !== undefined;
   }
 
-  async #onHostEvent(e: { type: string; data: Record<string, unknown> }): Promise<void> {
-    if (e.type === 'actor_started' && this.#claims && isClaims(e.data.claims)) {
-      await this.#claims.put(e.data.claims).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'could not store actor claims on the lattice'));
-    }
+  #onHostEvent(e: { type: string; data: Record<string, unknown> }): void {
     this.publish(e.type, { hostId: this.#host.id, ...e.data });
   }
 
   // ------------------------------------------------------------------ handlers
 
   #serve(m: Msg, handler: (m: Msg) => Promise<CtlReply | undefined>): void {
+    try {
+      verifyMessage(this.trust, m, { roles: ['ctl'], nonces: this.#nonces, freshnessMs: this.options.freshnessMs });
+    } catch (err) {
+      this.#drop(m.subject, (err as Error).message);
+      return;
+    }
     handler(m)
       .catch((err: unknown) => {
         if (!(err instanceof BadRequest)) this.#log.warn({ err: (err as Error).message, subject: m.subject }, 'control request failed');
         return errorReply(err);
       })
       .then((reply) => {
-        if (reply && m.reply) m.respond(encoder.encode(JSON.stringify(reply)));
+        if (!reply || !m.reply) return;
+        const payload = encoder.encode(JSON.stringify(reply));
+        const headers = signMessage(this.trust, m.reply, undefined, payload);
+        m.respond(payload, headers ? { headers } : undefined);
       })
       .catch((err: unknown) => this.#log.debug({ err: (err as Error).message }, 'could not answer a control request'));
   }
@@ -214,11 +241,24 @@ export class ControlServer {
     return { ...inv, hostId: this.#host.id, labels: inv.labels ?? this.#host.labels() };
   }
 
+  /** Logs a dropped control request: at most 20 lines per 10 s. */
+  #drop(subject: string, reason: string): void {
+    this.dropped++;
+    const now = Date.now();
+    if (now - this.#droppedWindowStart > 10_000) {
+      this.#droppedWindowStart = now;
+      this.#droppedCount = 0;
+    }
+    if (++this.#droppedCount <= 20) this.#log.warn({ subject, reason }, 'dropped control request');
+  }
+
   async #beat(): Promise<void> {
     try {
       const inv = await this.#inventory();
+      if (this.trust.insecure) this.#log.warn({ lattice: this.trust.lattice }, 'this lattice is OPEN (--insecure): any NATS client can invoke actors, answer calls and send control requests');
       this.publish('host_heartbeat', {
         ...(await this.hostInfo()),
+        ...(this.trust.insecure ? { insecure: true } : {}),
         actorIds: inv.actors.map((a) => a.id),
         providerIds: inv.providers.map((p) => `${p.contract}/${p.linkName}`),
       });
@@ -230,8 +270,8 @@ export class ControlServer {
   async #startActor(m: Msg): Promise<CtlReply> {
     const req = parseBody(startActorRequestSchema, m);
     try {
-      const { actor, claims } = await this.#host.startActor(req);
-      if (!this.#hostAnnounces) await this.actorStarted(actor, claims);
+      const { actor } = await this.#host.startActor(req);
+      if (!this.#hostAnnounces) this.actorStarted(actor);
       return { ok: true, hostId: this.#host.id, actor };
     } catch (err) {
       if (!this.#hostAnnounces) this.publish('actor_start_failed', { hostId: this.#host.id, ref: req.ref, error: (err as Error).message });
@@ -262,8 +302,4 @@ export class ControlServer {
     if (deleted && !this.#hostAnnounces) this.linkDeleted({ actor: req.actor, contract: canonicalContract(req.contract), linkName: normalizeLinkName(req.linkName) });
     return { ok: true, hostId: this.#host.id, deleted };
   }
-}
-
-function isClaims(v: unknown): v is ActorClaims {
-  return typeof v === 'object' && v !== null && typeof (v as { sub?: unknown }).sub === 'string' && typeof (v as { wascap?: unknown }).wascap === 'object';
 }

@@ -5,55 +5,74 @@ import { runCli, type CliRun } from '../../test/helpers/cli.ts';
 import { pino } from 'pino';
 import type { NatsConnection } from 'nats';
 import { freePort, startNatsServer, type NatsServer } from '../../test/helpers/nats-server.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateKeyPair } from '../claims/keys.ts';
+import { signActor } from '../claims/claims.ts';
 import { isOptionsError } from '../errors.ts';
 import { connectNats } from './connection.ts';
 import { ControlServer } from './control.ts';
 import { addNatsOptions, latticeFromFlags, natsOptionsFromFlags, registerCtlCommands, type NatsFlags } from './ctl-commands.ts';
+import type { LatticeTrust } from './membership.ts';
 import { NatsClaimsStore } from './nats-claims-store.ts';
 import { NatsLinkStore } from './nats-link-store.ts';
-import { FakeHost, TEST_ACTOR as ACTOR } from './test-support.ts';
+import { FakeHost, TestIssuer, TEST_ACTOR as ACTOR } from './test-support.ts';
 
 const silent = pino({ level: 'silent' });
 let server: NatsServer;
 const conns: NatsConnection[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 let n = 0;
+let dir: string;
 
 before(async () => {
   server = await startNatsServer({ auth: { token: 'ctl-token' } });
+  dir = await mkdtemp(join(tmpdir(), 'wasmlet-ctl-'));
 });
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
   await server?.stop();
+  await rm(dir, { recursive: true, force: true });
 });
+
+/** Writes a member credential of `issuer` to a file of its own; returns the path. */
+async function credsFile(issuer: TestIssuer, role: 'host' | 'provider' | 'ctl'): Promise<string> {
+  const path = join(dir, `${role}-${n++}.creds`);
+  await writeFile(path, (await issuer.creds(role)).creds, { mode: 0o600 });
+  return path;
+}
 
 /** Runs `wasmlet ARGS…` in-process. */
 function run(args: string[], extra: { env?: Record<string, string>; signal?: AbortSignal } = {}): Promise<CliRun> {
   return runCli(registerCtlCommands, args, extra);
 }
 
-async function lattice(hostCount: number): Promise<{ id: string; hosts: FakeHost[]; ctls: ControlServer[]; args: string[] }> {
+async function lattice(hostCount: number): Promise<{ id: string; issuer: TestIssuer; hosts: FakeHost[]; trusts: LatticeTrust[]; ctls: ControlServer[]; args: string[]; nats: string[] }> {
   const id = `cli${n++}`;
+  const issuer = TestIssuer.create(id);
   const hosts: FakeHost[] = [];
+  const trusts: LatticeTrust[] = [];
   const ctls: ControlServer[] = [];
   for (let i = 0; i < hostCount; i++) {
     const nc = await connectNats({ servers: [server.url], token: 'ctl-token' }, silent);
     conns.push(nc);
-    const links = await NatsLinkStore.open(nc, { lattice: id }, silent);
-    const claims = await NatsClaimsStore.open(nc, { lattice: id });
-    const host = new FakeHost(links, `z${i}`);
-    const ctl = new ControlServer(nc, host, { lattice: id, heartbeatIntervalMs: 0 }, silent, { claims });
+    const trust = await issuer.trust('host');
+    const links = await NatsLinkStore.open(nc, trust, {}, silent);
+    const host = new FakeHost(links, `z${i}`, trust.self!.hostId);
+    const ctl = new ControlServer(nc, trust, host, { heartbeatIntervalMs: 0 }, silent);
     await ctl.start();
     cleanups.push(async () => {
       await ctl.stop();
       await links.close();
     });
     hosts.push(host);
+    trusts.push(trust);
     ctls.push(ctl);
   }
-  return { id, hosts, ctls, args: ['--nats', server.url, '--nats-token', 'ctl-token', '--lattice', id, '--gather-ms', '300'] };
+  const nats = ['--nats', server.url, '--nats-token', 'ctl-token'];
+  return { id, issuer, hosts, trusts, ctls, nats, args: [...nats, '--lattice-creds', await credsFile(issuer, 'ctl'), '--lattice', id, '--gather-ms', '300'] };
 }
 
 test('flags → connection options: repeatable servers, auth kinds, env fallback, flags win', () => {
@@ -109,6 +128,12 @@ test('ctl get hosts / inventory, as tables and JSON', async () => {
   assert.match(inv.stdout, /provider\s+wasmlet:keyvalue\/default\s+keyvalue\s+running/);
   const all = JSON.parse((await run(['ctl', 'get', 'inventory', ...L.args, '--json'])).stdout) as unknown[];
   assert.equal(all.length, 2);
+  // Instances of one module (e.g. a Kubernetes node's pods) are listed one per row, with the module they run.
+  L.hosts[0]!.actors.set('default/web-1/app', { id: 'default/web-1/app', module: ACTOR, name: 'Key Value Counter', state: 'running' });
+  const withInstances = await run(['ctl', 'get', 'inventory', L.hosts[0]!.id, ...L.args]);
+  assert.match(withInstances.stdout, /^HOST\s+KIND\s+ID\s+NAME\s+MODULE\s+STATE$/m);
+  assert.match(withInstances.stdout, new RegExp(`^${L.hosts[0]!.id}\\s+actor\\s+default/web-1/app\\s+Key Value Counter\\s+${ACTOR}\\s+running$`, 'm'));
+  L.hosts[0]!.actors.delete('default/web-1/app');
 
   const stopped = await run(['ctl', 'stop', 'actor', ACTOR, ...L.args]);
   assert.equal(stopped.stdout, `stopped ${ACTOR} on host ${L.hosts[1]!.id}\n`);
@@ -142,9 +167,13 @@ test('ctl link put / get links / link del; secrets stay out of the table', async
 
 test('ctl get claims', async () => {
   const L = await lattice(1);
-  await L.ctls[0]!.actorStarted({ id: ACTOR, name: 'Key Value Counter', state: 'running' }, { jti: 'j', iat: 1, iss: 'AAGRUXXTGSP4C27RWPTMCHCJF56JD53EQPA2R7RPC5VI4E274KPRMMJ5', sub: ACTOR, wascap: { name: 'Key Value Counter', hash: 'H', caps: ['wascc:keyvalue', 'wascc:http_server'] } });
+  const account = generateKeyPair('account');
+  const signed = signActor(Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0]), { account: account.seed, name: 'Key Value Counter', caps: ['wascc:keyvalue', 'wascc:http_server'] });
+  const store = await NatsClaimsStore.open(conns[conns.length - 1]!, L.trusts[0]!, {}, silent);
+  await store.record(signed.token, signed.claims);
+  await store.close();
   const r = await run(['ctl', 'get', 'claims', ...L.args]);
-  assert.match(r.stdout, new RegExp(`^${ACTOR}\\s+Key Value Counter\\s+AAGRUX\\S+\\s+wascc:keyvalue,wascc:http_server$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^${signed.claims.sub}\\s+Key Value Counter\\s+${account.publicKey}\\s+wascc:keyvalue,wascc:http_server$`, 'm'));
 });
 
 test('ctl watch prints events until --count or the signal', async () => {
@@ -171,10 +200,10 @@ test('ctl watch prints events until --count or the signal', async () => {
 
 test('errors: unreachable NATS, wrong token, no host for a request', async () => {
   const port = await freePort();
-  const down = await run(['ctl', 'get', 'hosts', '--nats', `nats://127.0.0.1:${port}`, '--nats-timeout-ms', '500']);
+  const down = await run(['ctl', 'get', 'hosts', '--insecure', '--nats', `nats://127.0.0.1:${port}`, '--nats-timeout-ms', '500']);
   assert.equal(down.error?.exitCode, 1);
   assert.match(down.stderr, new RegExp(`cannot connect to NATS at nats://127\\.0\\.0\\.1:${port}.*\\[NATS_CONNECT_FAILED\\]`));
-  const wrong = await run(['ctl', 'get', 'hosts', '--nats', server.url, '--nats-token', 'wrong', '--nats-max-reconnects', '0']);
+  const wrong = await run(['ctl', 'get', 'hosts', '--insecure', '--nats', server.url, '--nats-token', 'wrong', '--nats-max-reconnects', '0']);
   assert.match(wrong.stderr, /AUTHORIZATION/i);
   assert.ok(!wrong.stderr.includes('wrong'.repeat(2)));
   const empty = await lattice(0);
@@ -182,4 +211,29 @@ test('errors: unreachable NATS, wrong token, no host for a request', async () =>
   assert.match(r.stderr, /no host on lattice cli\d+ answers \[CTL_NO_HOST\]/);
   const noHosts = await run(['ctl', 'get', 'hosts', ...empty.args]);
   assert.equal(noHosts.stdout, `no hosts on lattice ${empty.id}\n`);
+});
+
+test('ctl needs a ctl credential of the lattice: none, another role, another lattice, or --insecure against a closed lattice', async () => {
+  const L = await lattice(1);
+  const none = await run(['ctl', 'get', 'hosts', ...L.nats, '--lattice', L.id]);
+  assert.equal(none.error?.exitCode, 1);
+  assert.match(none.stderr, /lattices are closed: .*--lattice-creds FILE.*wasmlet lattice init --out DIR.*wasmlet lattice creds .*--insecure.*\[LATTICE_CREDS_MISSING\]/);
+  const provider = await run(['ctl', 'get', 'hosts', ...L.nats, '--lattice-creds', await credsFile(L.issuer, 'provider')]);
+  assert.match(provider.stderr, /is a provider credential; this command needs a ctl credential.*\[LATTICE_CREDS_INVALID\]/);
+  const other = await run(['ctl', 'get', 'hosts', ...L.nats, '--lattice-creds', await credsFile(L.issuer, 'ctl'), '--lattice', 'elsewhere']);
+  assert.match(other.stderr, /is a credential of lattice cli\d+, not elsewhere/);
+  const both = await run(['ctl', 'get', 'hosts', ...L.nats, '--lattice-creds', await credsFile(L.issuer, 'ctl'), '--insecure']);
+  assert.match(both.stderr, /not both/);
+  // From the environment.
+  const fromEnv = await run(['ctl', 'get', 'hosts', ...L.nats, '--gather-ms', '300', '--json'], { env: { WASMLET_LATTICE_CREDS: await credsFile(L.issuer, 'ctl') } });
+  assert.equal(JSON.parse(fromEnv.stdout).length, 1, fromEnv.stderr);
+  // An open lattice of the same name shares no subject with the closed one: nobody answers.
+  const open = await run(['ctl', 'get', 'hosts', ...L.nats, '--lattice', L.id, '--insecure', '--gather-ms', '300']);
+  assert.equal(open.stdout, `no hosts on lattice ${L.id}\n`);
+  // A ctl credential of another issuer with the same lattice name: its requests are dropped.
+  const stranger = await run(['ctl', 'start', 'actor', 'x.wasm', ...L.nats, '--lattice-creds', await credsFile(TestIssuer.create(L.id), 'ctl'), '--timeout-ms', '500']);
+  assert.match(stranger.stderr, /no host on lattice .* answers \[CTL_NO_HOST\]/, 'another issuer, another subject space');
+  assert.equal(L.hosts[0]!.actors.size, 0);
+  const missing = await run(['ctl', 'get', 'hosts', ...L.nats, '--lattice-creds', join(dir, 'nope.creds')]);
+  assert.match(missing.stderr, /cannot read lattice credential .*nope\.creds: ENOENT/);
 });

@@ -6,7 +6,9 @@
  * Output goes through the injected `io`; failures through commander's `command.error`, so the
  * CLI entry decides how to exit and tests can use `exitOverride()`. Environment variables are
  * read by the CLI entry and handed in as `io.env` (NATS_URL, NATS_USER, NATS_PASSWORD,
- * NATS_TOKEN, NATS_NKEY, NATS_CREDS, WASMLET_LATTICE); flags win over them.
+ * NATS_TOKEN, NATS_NKEY, NATS_CREDS, WASMLET_LATTICE_CREDS, WASMLET_LATTICE); flags win over
+ * them. Every `ctl` command needs a ctl member credential (`--lattice-creds`), or `--insecure`
+ * for an open lattice (lattice-flags.ts).
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Logger } from 'pino';
@@ -16,6 +18,7 @@ import { integerArg } from '../cli/args.ts';
 import { isWasmletError } from '../errors.ts';
 import { connectNats, parseNatsConnectionOptions, type NatsConnectionOptions, type NatsConnectionOptionsInput } from './connection.ts';
 import { ControlClient, type CloudEvent } from './control.ts';
+import { addLatticeOptions, latticeTrustFromFlags, type LatticeFlags } from './lattice-flags.ts';
 import { latticeIdSchema } from './subjects.ts';
 
 export interface CtlIo {
@@ -89,7 +92,7 @@ export function latticeFromFlags(flags: NatsFlags, env: Readonly<Record<string, 
  * Connection options from flags (then env), validated. Throws OptionsError naming the problem
  * (never a secret).
  */
-export function natsOptionsFromFlags(flags: NatsFlags, env: Readonly<Record<string, string | undefined>> = {}, defaults: { name?: string } = {}): NatsConnectionOptions {
+export function natsOptionsFromFlags(flags: NatsFlags, env: Readonly<Record<string, string | undefined>> = {}, defaults: { name?: string; credsFile?: string } = {}): NatsConnectionOptions {
   const servers = flags.nats?.length ? flags.nats : env.NATS_URL ? collect(env.NATS_URL) : ['nats://127.0.0.1:4222'];
   const input: NatsConnectionOptionsInput = { servers, name: flags.natsName ?? defaults.name ?? 'wasmlet' };
   const user = flags.natsUser ?? env.NATS_USER;
@@ -110,6 +113,9 @@ export function natsOptionsFromFlags(flags: NatsFlags, env: Readonly<Record<stri
   }
   const creds = pick(flags.natsCreds, env.NATS_CREDS);
   if (creds !== undefined) input.credsFile = creds;
+  // A lattice member's credential is also a NATS user credential (for a server run with the
+  // configuration `wasmlet lattice nats-config` writes): use it when no other way is given.
+  else if (defaults.credsFile !== undefined && input.user === undefined && input.token === undefined && input.nkeySeed === undefined && input.nkeyFile === undefined) input.credsFile = defaults.credsFile;
   if (flags.natsTlsCa || flags.natsTlsCert || flags.natsTlsKey) {
     input.tls = {
       ...(flags.natsTlsCa ? { ca: flags.natsTlsCa } : {}),
@@ -150,7 +156,7 @@ function keyValues(value: string, previous: Record<string, string> = {}): Record
   return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
 }
 
-interface CtlFlags extends NatsFlags {
+interface CtlFlags extends NatsFlags, LatticeFlags {
   json?: boolean;
   timeoutMs?: number;
   gatherMs?: number;
@@ -170,6 +176,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     const c = parent.command(name).description(description);
     c.configureOutput(output);
     addNatsOptions(c);
+    addLatticeOptions(c);
     c.option('--json', 'print JSON');
     c.option('--timeout-ms <ms>', 'deadline of a request one host answers (default 5000)', integerArg('--timeout-ms', 1));
     c.option('--gather-ms <ms>', 'how long answers from all hosts are gathered (default 1000)', integerArg('--gather-ms', 1));
@@ -179,13 +186,10 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
   const withClient = async (cmd: Command, flags: CtlFlags, run: (client: ControlClient) => Promise<void>): Promise<void> => {
     let nc: NatsConnection | undefined;
     try {
-      const options = natsOptionsFromFlags(flags, env, { name: 'wasmlet-ctl' });
+      const { trust, credsFile } = await latticeTrustFromFlags(flags, env, 'ctl');
+      const options = natsOptionsFromFlags(flags, env, { name: 'wasmlet-ctl', ...(credsFile ? { credsFile } : {}) });
       nc = await connectNats(options, logger);
-      const client = new ControlClient(
-        nc,
-        { lattice: latticeFromFlags(flags, env), ...(flags.timeoutMs ? { timeoutMs: flags.timeoutMs } : {}), ...(flags.gatherMs ? { gatherMs: flags.gatherMs } : {}) },
-        logger,
-      );
+      const client = new ControlClient(nc, trust, { ...(flags.timeoutMs ? { timeoutMs: flags.timeoutMs } : {}), ...(flags.gatherMs ? { gatherMs: flags.gatherMs } : {}) }, logger);
       await run(client);
     } catch (err) {
       await nc?.close().catch(() => undefined);
@@ -206,7 +210,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     withClient(cmd, flags, async (client) => {
       const hosts = await client.getHosts();
       if (flags.json) return json(hosts);
-      if (hosts.length === 0) return io.stdout(`no hosts on lattice ${client.options.lattice}\n`);
+      if (hosts.length === 0) return io.stdout(`no hosts on lattice ${client.lattice}\n`);
       io.stdout(table([
         ['HOST', 'UPTIME', 'ACTORS', 'PROVIDERS', 'VERSION', 'LABELS'],
         ...hosts.map((h) => [h.hostId, duration(h.uptimeMs), String(h.actors), String(h.providers), h.version, Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(',')]),
@@ -220,12 +224,15 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
       withClient(cmd, flags, async (client) => {
         const inventories = await client.getInventory(host);
         if (flags.json) return json(inventories);
-        const rows = [['HOST', 'KIND', 'ID', 'NAME', 'STATE']];
+        // Instances (several running copies of one module) get a MODULE column naming it.
+        const moduleOf = (a: { id: string; module?: unknown }) => (typeof a.module === 'string' ? a.module : a.id);
+        const instances = inventories.some((inv) => inv.actors.some((a) => moduleOf(a) !== a.id));
+        const rows = [['HOST', 'KIND', 'ID', 'NAME', ...(instances ? ['MODULE'] : []), 'STATE']];
         for (const inv of inventories) {
-          for (const a of inv.actors) rows.push([inv.hostId, 'actor', a.id, a.name, a.state]);
-          for (const p of inv.providers) rows.push([inv.hostId, 'provider', `${p.contract}/${p.linkName}`, p.name, p.state]);
+          for (const a of inv.actors) rows.push([inv.hostId, 'actor', a.id, a.name, ...(instances ? [moduleOf(a)] : []), a.state]);
+          for (const p of inv.providers) rows.push([inv.hostId, 'provider', `${p.contract}/${p.linkName}`, p.name, ...(instances ? [''] : []), p.state]);
         }
-        io.stdout(rows.length > 1 ? table(rows) : `nothing runs on lattice ${client.options.lattice}\n`);
+        io.stdout(rows.length > 1 ? table(rows) : `nothing runs on lattice ${client.lattice}\n`);
       }),
     );
 
@@ -233,7 +240,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     withClient(cmd, flags, async (client) => {
       const links = await client.getLinks();
       if (flags.json) return json(links);
-      if (links.length === 0) return io.stdout(`no links on lattice ${client.options.lattice}\n`);
+      if (links.length === 0) return io.stdout(`no links on lattice ${client.lattice}\n`);
       io.stdout(table([
         ['ACTOR', 'CONTRACT', 'LINK NAME', 'VALUES'],
         // Values may hold secrets (URLs with passwords): show their names only; --json shows all.
@@ -246,7 +253,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     withClient(cmd, flags, async (client) => {
       const claims = await client.getClaims();
       if (flags.json) return json(claims);
-      if (claims.length === 0) return io.stdout(`no claims on lattice ${client.options.lattice}\n`);
+      if (claims.length === 0) return io.stdout(`no claims on lattice ${client.lattice}\n`);
       io.stdout(table([
         ['ACTOR', 'NAME', 'ISSUER', 'CAPS'],
         ...claims.map((c) => [c.sub, c.wascap.name ?? '', c.iss, (c.wascap.caps ?? []).join(',')]),
@@ -292,7 +299,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
       withClient(cmd, flags, async (client) => {
         const hosts = await client.stopActor(actor, flags.host);
         if (flags.json) return json({ actor, hosts });
-        if (hosts.length === 0) throw new Error(`actor ${actor} runs on no host of lattice ${client.options.lattice}`);
+        if (hosts.length === 0) throw new Error(`actor ${actor} runs on no host of lattice ${client.lattice}`);
         io.stdout(`stopped ${actor} on ${hosts.length === 1 ? `host ${hosts[0]}` : `${hosts.length} hosts: ${hosts.join(', ')}`}\n`);
       }),
     );
@@ -329,7 +336,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
       withClient(cmd, flags, async (client) => {
         const r = await client.deleteLink(actor, contract, flags.linkName);
         if (flags.json) return json(r);
-        if (!r.deleted) throw new Error(`no link ${actor} → ${contract} (${flags.linkName ?? 'default'}) on lattice ${client.options.lattice}`);
+        if (!r.deleted) throw new Error(`no link ${actor} → ${contract} (${flags.linkName ?? 'default'}) on lattice ${client.lattice}`);
         io.stdout(`link deleted: ${actor} → ${contract} (${flags.linkName ?? 'default'})\n`);
       }),
     );
@@ -342,7 +349,7 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
       withClient(cmd, flags, async (client) => {
         const stream = client.watch({ ...(flags.type ? { types: flags.type } : {}), ...(io.signal ? { signal: io.signal } : {}) });
         await client.flush();
-        io.stderr(`watching lattice ${client.options.lattice}\n`);
+        io.stderr(`watching lattice ${client.lattice}\n`);
         let seen = 0;
         for await (const e of stream) {
           io.stdout(flags.json ? `${JSON.stringify(e)}\n` : renderEvent(e));

@@ -7,11 +7,14 @@ import { generateKeyPair } from '../claims/keys.ts';
 import { encode } from '../codec.ts';
 import { InvocationError, isInvocationError } from '../errors.ts';
 import { actorTarget, providerTarget, type BusHandler } from '../bus.ts';
+import { decode } from '../codec.ts';
 import { connectNats } from './connection.ts';
-import { encodeBatch, hostKeyFromSeed, type BatchItem } from './envelope.ts';
-import { readReplyBatch } from './replies.ts';
+import { encodeBatch, ENVELOPE_MACS, ENVELOPE_SIGNED, hostKeyFromSeed, OPEN_AUTH, type BatchAuth, type BatchItem, type HostKey } from './envelope.ts';
+import { LatticeTrust, type MemberCredentials, type MemberRole } from './membership.ts';
+import { errorPayload, frameReplyBatch, readReplyBatch, REPLY_DECLINED, REPLY_OK } from './replies.ts';
 import { NatsBus, type LatticeInvocation, type NatsBusOptionsInput } from './nats-bus.ts';
 import { rpcSubject } from './subjects.ts';
+import { TestIssuer } from './test-support.ts';
 import { eventually } from '../../test/helpers/wait.ts';
 
 const silent = pino({ level: 'silent' });
@@ -22,25 +25,31 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 interface TestHost {
   bus: NatsBus;
   nc: NatsConnection;
-  seed: string;
+  /** Undefined on an open lattice. */
+  creds: MemberCredentials | undefined;
+  key: HostKey;
   close(): Promise<void>;
 }
 
 const opened: TestHost[] = [];
-/** Each test gets a lattice of its own, so hosts a failed test left behind cannot interfere. */
+/** Each test gets a lattice (and an issuer) of its own, so hosts a failed test left behind cannot interfere. */
 let lattice = 'test0';
+let issuer = TestIssuer.create(lattice);
 beforeEach(() => {
   lattice = `test${opened.length}x${Math.random().toString(36).slice(2, 8)}`;
+  issuer = TestIssuer.create(lattice);
 });
 
-async function host(servers: string[], options: Partial<NatsBusOptionsInput> = {}): Promise<TestHost> {
+/** A member of this test's lattice (a host unless `role` says otherwise), or of the lattice `trust` gives. */
+async function host(servers: string[], options: Partial<NatsBusOptionsInput> = {}, role: MemberRole = 'host', trust?: LatticeTrust): Promise<TestHost> {
   const nc = await connectNats({ servers, randomize: false, reconnect: { waitMs: 50, jitterMs: 0 } }, silent);
-  const seed = generateKeyPair('server').seed;
-  const bus = new NatsBus(nc, { lattice, hostSeed: seed, ...options }, silent);
+  const t = trust ?? (await issuer.trust(role));
+  const bus = new NatsBus(nc, t, options, silent);
   const h: TestHost = {
     bus,
     nc,
-    seed,
+    creds: t.self,
+    key: hostKeyFromSeed(t.self?.seed ?? options.hostSeed ?? generateKeyPair('server').seed),
     async close() {
       await bus.close();
       await nc.close();
@@ -48,6 +57,12 @@ async function host(servers: string[], options: Partial<NatsBusOptionsInput> = {
   };
   opened.push(h);
   return h;
+}
+
+/** The msgpack body of a batch frame (what any NATS client can read of it). */
+function bodyOf(frame: Uint8Array): { reply: string; items: { id: string }[]; session: string; seq: number } {
+  const at = frame[0] === ENVELOPE_SIGNED ? 3 + ((frame[1]! << 8) | frame[2]!) + 64 : frame[0] === ENVELOPE_MACS ? 34 + frame[33]! * 24 : 1;
+  return decode(frame.subarray(at)) as { reply: string; items: { id: string }[]; session: string; seq: number };
 }
 
 after(async () => {
@@ -110,7 +125,7 @@ describe('NATS bus on one server', () => {
     assert.deepEqual(Buffer.from(seen.msg), Buffer.from(encode({ key: 'k', value: 1 })));
     assert.ok(seen.deadline > before + 1500 && seen.deadline <= Date.now() + 2000, `deadline budget kept: ${seen.deadline - before}`);
     assert.notEqual(a.bus.hostId, b.bus.hostId);
-    assert.equal(a.bus.hostId, hostKeyFromSeed(a.seed).publicKey);
+    assert.equal(a.bus.hostId, a.creds!.hostId, "a member's host id is its credential's key");
     // Empty results are results.
     b.bus.serve(actorTarget(ACTOR), async () => new Uint8Array(0));
     await b.bus.flush();
@@ -181,7 +196,7 @@ describe('NATS bus on one server', () => {
     await b.close();
   });
 
-  test('antiforgery after first contact: MACs instead of signatures; a host that joins is learned through a decline', async () => {
+  test('MACs after first contact; a host that joins is learned through a decline, and learns the caller from its signed batches', async () => {
     const a = await host([server.url]);
     const b = await host([server.url]);
     const ran = { b: 0, c: 0 };
@@ -191,11 +206,11 @@ describe('NATS bus on one server', () => {
     // A plain subscription sees every batch sent to the target: record each frame's version and tag count.
     const raw = await connect({ servers: server.url });
     const frames: string[] = [];
-    raw.subscribe(rpcSubject(lattice, target), { callback: (_e, m) => frames.push(m.data[0] === 3 ? `mac×${m.data[1]}` : `v${m.data[0]}`) });
+    raw.subscribe(rpcSubject(a.bus.trust.prefix, target), { callback: (_e, m) => frames.push(m.data[0] === ENVELOPE_MACS ? `mac×${m.data[33]}` : `v${m.data[0]}`) });
     await raw.flush();
     assert.equal(dec(await call(a, target, 'first')), 'b');
     assert.equal(dec(await call(a, target, 'second')), 'b');
-    assert.deepEqual(frames, ['v2', 'mac×1'], 'signed until b answered, then tagged for b');
+    assert.deepEqual(frames, ['v4', 'mac×1'], 'signed with the credential until b answered, then tagged for b');
     // c joins the queue group: a batch tagged for b alone that reaches c is declined there and sent again, signed.
     const c = await host([server.url]);
     c.bus.serve(target, async () => (ran.c++, enc('c')));
@@ -205,8 +220,10 @@ describe('NATS bus on one server', () => {
     assert.equal(c.bus.stats().unaddressed, 1, 'a batch without a MAC for c reached c');
     assert.equal(ran.b + ran.c, 2 + answers.length, 'nothing of it ran there: the call ran once, when it was sent again');
     assert.equal(a.bus.stats().resent, 1);
-    assert.ok(frames.includes('v2', 1), 'the declined call went again, signed');
-    // From then on a tags every batch for both, and c serves its share without declines.
+    assert.ok(frames.includes('v4', 1), 'the declined call went again, signed');
+    // a signs its batches to the target until c has run one of them (so c learns a's
+    // credential); from then on it tags every batch for both, and c serves its share without declines.
+    for (let i = 0; i < 40 && frames.at(-1) !== 'mac×2'; i++) answers.push(dec(await call(a, target, `k${i}`)));
     frames.length = 0;
     for (let i = 0; i < 40; i++) answers.push(dec(await call(a, target, `m${i}`)));
     assert.ok(frames.every((f) => f === 'mac×2'), frames.join(' '));
@@ -273,7 +290,7 @@ describe('NATS bus on one server', () => {
     await b.close();
   });
 
-  test('forged, tampered, mixed, garbled, misrouted and stale batches are dropped, never answered; the bus keeps serving', async () => {
+  test('forged, tampered, replayed, mixed, garbled, misrouted, stale and unadmitted batches are dropped, never answered; the bus keeps serving', async () => {
     const a = await host([server.url]);
     const b = await host([server.url]);
     let calls = 0;
@@ -281,83 +298,185 @@ describe('NATS bus on one server', () => {
     b.bus.serve(target, async (inv) => (calls++, inv.msg));
     await b.bus.flush();
     const raw = await connect({ servers: server.url });
-    // Anything the serving host answered, on the batch's subject or on any item's, lands here.
+    // Anything the serving host answered lands here; each reply batch is read (and verified) as a would.
     const inbox = createInbox();
     const answers: string[] = [];
-    const frames: Uint8Array[] = [];
+    const statuses: number[] = [];
     raw.subscribe(`${inbox}.>`, {
       callback: (_e, m) => {
-        // A turn's replies to one caller come as one reply batch: count each reply by its id.
-        if (m.subject === `${inbox}._`) readReplyBatch(m.data, (id, frame) => answers.push(`${inbox}.${id}`) && frames.push(frame));
-        else answers.push(m.subject);
+        if (m.subject !== `${inbox}._`) return void answers.push(m.subject);
+        readReplyBatch(m.data, { trust: a.bus.trust, key: a.key, reply: inbox }, (id, frame) => {
+          answers.push(`${inbox}.${id}`);
+          statuses.push(frame[0]!);
+        });
       },
     });
     await raw.flush();
-    const subject = rpcSubject(lattice, target);
-    const aKey = hostKeyFromSeed(a.seed);
-    const mallory = hostKeyFromSeed(generateKeyPair('server').seed);
+    const subject = rpcSubject(a.bus.trust.prefix, target);
+    const aAuth: BatchAuth = { kind: 'signed', token: a.creds!.token };
+    let seq = 1000;
     const good = (id: string): BatchItem => ({ id, origin: ACTOR, operation: 'Echo', msg: enc('evil'), deadline: Date.now() + 5000 });
-    const batch = (over: Record<string, unknown> = {}) => ({ hostId: a.bus.hostId, target, sent: Date.now(), reply: inbox, items: [good('1'), good('2')], ...over });
-    // Signed by Mallory but claiming to come from host a: Mallory signs her own body, then the
-    // host id inside it is swapped for a's (same length), keeping Mallory's signature.
-    const forged = encodeBatch(batch({ hostId: mallory.publicKey }), mallory);
-    Buffer.from(forged.buffer, forged.byteOffset, forged.byteLength).write(a.bus.hostId, Buffer.from(forged).indexOf(mallory.publicKey), 'latin1');
+    const batch = (over: Record<string, unknown> = {}) => ({ hostId: a.bus.hostId, target, sent: Date.now(), reply: inbox, session: 'raw', seq: seq++, items: [good('1'), good('2')], ...over });
+    const member = async (role: MemberRole, from = issuer) => {
+      const creds = await from.creds(role);
+      return { creds, key: hostKeyFromSeed(creds.seed), auth: { kind: 'signed', token: creds.token } as BatchAuth };
+    };
+    const mallory = await member('host');
+    const stranger = await member('host', TestIssuer.create(lattice));
+    const provider = await member('provider');
+    const ctl = await member('ctl');
+    // Mallory, a member, signs a body that says it comes from a.
+    const forged = encodeBatch(batch({ hostId: mallory.key.publicKey }), mallory.key, mallory.auth);
+    const view = Buffer.from(forged.buffer, forged.byteOffset, forged.byteLength);
+    view.write(a.bus.hostId, view.lastIndexOf(mallory.key.publicKey), 'latin1');
     // A genuine batch from a with one byte of an item changed after signing.
-    const tampered = encodeBatch(batch(), aKey);
+    const tampered = encodeBatch(batch(), a.key, aAuth);
     tampered[tampered.length - 2]! ^= 0x20;
     // Validly signed by a, but its second item is malformed: the whole batch goes.
-    const mixed = encodeBatch(batch({ items: [good('1'), { ...good('2'), id: 'a.b' }] }), aKey);
-    const garbage = Uint8Array.from([2, ...new Uint8Array(80).fill(0xc1)]);
-    const misrouted = encodeBatch(batch({ target: actorTarget('MOTHER') }), aKey);
-    const stale = encodeBatch(batch({ sent: Date.now() - 3_600_000 }), aKey);
-    // With MACs: Mallory tags her body for b and swaps in a's id; a's genuine tag over a changed body.
-    const bKey = hostKeyFromSeed(b.seed);
-    const macForged = encodeBatch(batch({ hostId: mallory.publicKey }), mallory, { macFor: [mallory.peer(b.bus.hostId)!] });
-    Buffer.from(macForged.buffer, macForged.byteOffset, macForged.byteLength).write(a.bus.hostId, Buffer.from(macForged).indexOf(mallory.publicKey), 'latin1');
-    const macTampered = encodeBatch(batch(), aKey, { macFor: [aKey.peer(bKey.publicKey)!] });
+    const mixed = encodeBatch(batch({ items: [good('1'), { ...good('2'), id: 'a.b' }] }), a.key, aAuth);
+    const garbage = Uint8Array.from([ENVELOPE_SIGNED, ...new Uint8Array(80).fill(0xc1)]);
+    const misrouted = encodeBatch(batch({ target: actorTarget('MOTHER') }), a.key, aAuth);
+    const stale = encodeBatch(batch({ sent: Date.now() - 3_600_000 }), a.key, aAuth);
+    // Credentials of another lattice's issuer, and of roles that may not call actors.
+    const foreign = encodeBatch(batch({ hostId: stranger.key.publicKey }), stranger.key, stranger.auth);
+    const fromCtl = encodeBatch(batch({ hostId: ctl.key.publicKey }), ctl.key, ctl.auth);
+    // An open lattice's batch, and a batch in the format of an earlier wasmlet.
+    const open = encodeBatch(batch(), a.key, OPEN_AUTH);
+    const earlier = encodeBatch(batch(), a.key, aAuth);
+    earlier[0] = 2;
+    // With MACs: Mallory tags her body for b, then swaps a's key into the header; a's genuine tag over a changed body.
+    const macForged = encodeBatch(batch({ hostId: mallory.key.publicKey }), mallory.key, { kind: 'mac', peers: [mallory.key.peer(b.bus.hostId)!] });
+    macForged.set(a.key.raw, 1);
+    const macTampered = encodeBatch(batch(), a.key, { kind: 'mac', peers: [a.key.peer(b.bus.hostId)!] });
     macTampered[macTampered.length - 2]! ^= 0x20;
-    const payloads = [forged, tampered, mixed, garbage, misrouted, stale, macForged, macTampered, new Uint8Array(0)];
-    for (const payload of payloads) {
+    const payloads = [forged, tampered, mixed, garbage, misrouted, stale, foreign, fromCtl, open, earlier, macForged, macTampered, new Uint8Array(0)];
+    for (const [i, payload] of payloads.entries()) {
       await assert.rejects(raw.request(subject, payload, { timeout: 300 }), (err: Error & { code?: string }) => err.code === 'TIMEOUT', 'never answered');
+      assert.equal(calls, 0, `the handler never ran (payload ${i})`);
     }
-    assert.equal(calls, 0, 'the handler never ran');
     assert.deepEqual(answers, [], 'no item was answered');
     assert.equal(b.bus.stats().dropped, payloads.length);
+    assert.deepEqual(b.bus.stats().droppedBy, { forged: 5, malformed: 3, misrouted: 1, stale: 1, refused: 3, replayed: 0 });
     // The same batch, untouched and signed by a, is served: the drops above were for cause.
-    raw.publish(subject, encodeBatch(batch(), aKey));
+    const genuine = encodeBatch(batch(), a.key, aAuth);
+    raw.publish(subject, genuine);
     await eventually(async () => assert.equal(answers.length, 2), 'both items answered');
     assert.deepEqual(answers.sort(), [`${inbox}.1`, `${inbox}.2`]);
     assert.equal(calls, 2);
+    // Replayed: the same frame again, five times: nothing runs, nothing is answered.
+    for (let i = 0; i < 5; i++) raw.publish(subject, genuine);
+    await raw.flush();
+    await eventually(async () => assert.equal(b.bus.stats().droppedBy.replayed, 5), 'replays dropped');
+    assert.equal(calls, 2);
+    assert.equal(answers.length, 2);
+    // A provider process may call actors (the HTTP server does).
+    raw.publish(subject, encodeBatch(batch({ hostId: provider.key.publicKey, items: [good('p')] }), provider.key, provider.auth));
+    await eventually(async () => assert.equal(calls, 3), 'a provider member calls an actor');
     // A batch with MACs for other hosts only: nothing runs, every item is declined (so its
     // caller sends it again, signed), and the batch is not counted as dropped.
     answers.length = 0;
+    statuses.length = 0;
     const elsewhere = hostKeyFromSeed(generateKeyPair('server').seed);
-    raw.publish(subject, encodeBatch(batch({ items: [good('3'), good('4')] }), aKey, { macFor: [aKey.peer(elsewhere.publicKey)!] }));
+    raw.publish(subject, encodeBatch(batch({ items: [good('3'), good('4')] }), a.key, { kind: 'mac', peers: [a.key.peer(elsewhere.publicKey)!] }));
     await eventually(async () => assert.equal(answers.length, 2), 'both items declined');
-    assert.equal(calls, 2, 'nothing of it ran');
+    assert.equal(calls, 3, 'nothing of it ran');
     assert.equal(b.bus.stats().unaddressed, 1);
-    assert.ok(frames.slice(-2).every((f) => f[0] === 2), 'the replies are declines');
-    assert.equal(b.bus.stats().dropped, payloads.length);
+    assert.deepEqual(statuses, [REPLY_DECLINED, REPLY_DECLINED]);
+    assert.equal(b.bus.stats().dropped, payloads.length + 5);
     // Legit traffic still flows.
     assert.equal(dec(await call(a, target, 'fine')), 'fine');
-    assert.equal(calls, 3);
-    // A garbled answer to a pending call fails it with BAD_PAYLOAD rather than hanging: on an
-    // item's reply subject, and on the batch's own subject (a responder that does not speak batches).
-    const slowTarget = actorTarget('MSLOW');
-    let mode: 'item' | 'batch' = 'item';
-    const intercept = raw.subscribe(rpcSubject(lattice, slowTarget), {
+    assert.equal(calls, 4);
+    await raw.close();
+    await a.close();
+    await b.close();
+  });
+
+  test('only hosts may call providers; provider processes may call actors; ctl members may call nothing', async () => {
+    const b = await host([server.url]);
+    const provider = await host([server.url], {}, 'provider');
+    const ctl = await host([server.url], {}, 'ctl');
+    const a = await host([server.url]);
+    const kv = providerTarget('wasmlet:keyvalue', 'default');
+    b.bus.serve(kv, async () => enc('kv'));
+    b.bus.serve(actorTarget(ACTOR), async () => enc('actor'));
+    await b.bus.flush();
+    assert.equal(dec(await call(a, kv, 'x')), 'kv');
+    assert.equal(dec(await call(provider, actorTarget(ACTOR), 'x')), 'actor');
+    await rejectsCode(call(provider, kv, 'x', 300), 'DEADLINE_EXCEEDED');
+    await rejectsCode(call(ctl, actorTarget(ACTOR), 'x', 300), 'DEADLINE_EXCEEDED');
+    assert.equal(b.bus.stats().droppedBy.refused, 2);
+    await Promise.all([a.close(), b.close(), provider.close(), ctl.close()]);
+  });
+
+  test('forged replies and declines are never believed: the caller takes only genuine answers (or fails at its deadline), and nothing runs twice', async () => {
+    const a = await host([server.url]);
+    const b = await host([server.url]);
+    const target = actorTarget(ACTOR);
+    let ran = 0;
+    b.bus.serve(target, async () => (ran++, enc('genuine')));
+    await b.bus.flush();
+    // A forger joins the actor's queue group with a plain NATS client and answers every batch it
+    // takes with every kind of forgery: an OK and a DECLINED signed by a stranger, the same in an
+    // open lattice's format, a reply signed by a provider member (admitted, but not entitled to
+    // answer for an actor), and garbage on the batch's own reply subject.
+    const stranger = await TestIssuer.create(lattice).creds('host');
+    const strangerKey = hostKeyFromSeed(stranger.seed);
+    const providerCreds = await issuer.creds('provider');
+    const providerKey = hostKeyFromSeed(providerCreds.seed);
+    const raw = await connect({ servers: server.url });
+    let taken = 0;
+    raw.subscribe(rpcSubject(a.bus.trust.prefix, target), {
+      queue: 'wasmlet',
       callback: (_e, m) => {
-        if (mode === 'batch') return void m.respond(Uint8Array.from([9, 9]));
-        // Answer the first item's subject: the inbox prefix plus the first id of the batch token.
-        const token = m.reply!.slice(m.reply!.lastIndexOf('.') + 1);
-        raw.publish(`${m.reply!.slice(0, m.reply!.lastIndexOf('.'))}.${token.split('-')[0]}`, Uint8Array.from([9, 9]));
+        taken++;
+        const { reply, items } = bodyOf(m.data);
+        const ok = items.flatMap((i) => [i.id, REPLY_OK, enc('forged')]);
+        const declined = items.flatMap((i) => [i.id, REPLY_DECLINED, errorPayload('DECLINED', 'forged decline')]);
+        for (const entries of [declined, ok]) {
+          raw.publish(`${reply}._`, frameReplyBatch({ kind: 'signed', token: stranger.token, key: strangerKey }, reply, entries));
+          raw.publish(`${reply}._`, frameReplyBatch({ kind: 'open', hostId: b.bus.hostId }, reply, entries));
+          raw.publish(`${reply}._`, frameReplyBatch({ kind: 'signed', token: providerCreds.token, key: providerKey }, reply, entries));
+        }
+        if (m.reply) raw.publish(m.reply, Uint8Array.from([9, 9]));
       },
     });
     await raw.flush();
-    await rejectsCode(call(a, slowTarget, 'x'), 'BAD_PAYLOAD', /garbled reply/);
-    mode = 'batch';
-    await Promise.all([rejectsCode(call(a, slowTarget, 'x'), 'BAD_PAYLOAD', /garbled reply/), rejectsCode(call(a, slowTarget, 'y'), 'BAD_PAYLOAD', /garbled reply/)]);
-    intercept.unsubscribe();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      outcomes.push(await call(a, target, `n${i}`, 400).then(dec, (err: unknown) => (isInvocationError(err) ? err.code : String(err))));
+    }
+    assert.ok(taken > 0, 'the forger took some batches');
+    assert.ok(outcomes.every((o) => o === 'genuine' || o === 'DEADLINE_EXCEEDED'), outcomes.join(' '));
+    assert.equal(outcomes.filter((o) => o === 'genuine').length, ran, 'every call ran at most once, and only genuine answers were taken');
+    assert.ok(outcomes.includes('genuine'), 'the genuine host answered its share');
+    assert.ok(a.bus.stats().repliesDropped >= taken * 4, `dropped ${a.bus.stats().repliesDropped} forged reply batches`);
+    assert.equal(a.bus.stats().resent, 0, 'no forged decline made a call go again');
+    await raw.close();
+    await a.close();
+    await b.close();
+  });
+
+  test('replay: every message of a call captured and republished moves nothing', async () => {
+    const a = await host([server.url]);
+    const b = await host([server.url]);
+    const target = actorTarget(ACTOR);
+    let ran = 0;
+    b.bus.serve(target, async () => (ran++, enc(String(ran))));
+    await b.bus.flush();
+    const raw = await connect({ servers: server.url });
+    const captured: { subject: string; data: Uint8Array; reply?: string }[] = [];
+    raw.subscribe(`${a.bus.trust.prefix}.>`, { callback: (_e, m) => captured.push({ subject: m.subject, data: m.data, ...(m.reply ? { reply: m.reply } : {}) }) });
+    raw.subscribe('_INBOX.>', { callback: (_e, m) => captured.push({ subject: m.subject, data: m.data }) });
+    await raw.flush();
+    assert.equal(dec(await call(a, target, 'once')), '1');
+    assert.equal(dec(await call(a, target, 'twice')), '2');
+    await raw.flush();
+    assert.ok(captured.length >= 4, `captured ${captured.length}`);
+    for (let i = 0; i < 5; i++) for (const c of captured) raw.publish(c.subject, c.data, c.reply ? { reply: c.reply } : undefined);
+    await raw.flush();
+    await eventually(async () => assert.equal(b.bus.stats().droppedBy.replayed, 10), 'every replayed batch dropped');
+    assert.equal(ran, 2, 'the counter moved once per call');
+    assert.equal(a.bus.stats().pending, 0);
     await raw.close();
     await a.close();
     await b.close();
@@ -449,8 +568,8 @@ describe('NATS bus on one server', () => {
     // then the other server's SUB. So the server routes the batch to the stopping bus, which
     // gets it after it stopped serving.
     const nc = await connectNats({ servers: [server.url] }, silent);
-    const bus = (over: Partial<NatsBusOptionsInput> = {}) => new NatsBus(nc, { lattice, hostSeed: generateKeyPair('server').seed, ...over }, silent);
-    const [a, b, c, d] = [bus(), bus(), bus(), bus()];
+    const bus = async () => new NatsBus(nc, await issuer.trust('host'), {}, silent);
+    const [a, b, c, d] = [await bus(), await bus(), await bus(), await bus()];
     const ran = { b: 0, c: 0, d: 0 };
     const target = actorTarget(ACTOR);
     const send = (text: string) => a.request({ origin: ACTOR, target, operation: 'Echo', msg: enc(text), deadline: Date.now() + 3000 });
@@ -589,22 +708,31 @@ describe('NATS bus on a 3-server cluster', () => {
   });
 });
 
-describe('NATS bus with antiforgery off', () => {
-  test('hosts without antiforgery talk unsigned; a host that requires signatures drops their calls', async () => {
+describe('open lattices (--insecure)', () => {
+  test('open members talk unauthenticated; a closed lattice of the same name shares no subject with them', async () => {
     const server = await startNatsServer({ jetstream: false });
     try {
-      const a = await host([server.url], { antiforgery: false });
-      const b = await host([server.url], { antiforgery: false });
-      const strict = await host([server.url]);
-      b.bus.serve(actorTarget(ACTOR), async (inv) => inv.msg);
-      strict.bus.serve(actorTarget('MSTRICT'), async (inv) => inv.msg);
-      await Promise.all([b.bus.flush(), strict.bus.flush()]);
-      assert.equal(dec(await call(a, actorTarget(ACTOR), 'unsigned')), 'unsigned');
-      // A signing host can still call a host that does not verify.
-      assert.equal(dec(await call(strict, actorTarget(ACTOR), 'signed')), 'signed');
-      await rejectsCode(call(a, actorTarget('MSTRICT'), 'x', 300), 'DEADLINE_EXCEEDED');
-      assert.equal(strict.bus.stats().dropped, 1);
-      await Promise.all([a.close(), b.close(), strict.close()]);
+      const open = LatticeTrust.insecure(lattice);
+      const a = await host([server.url], {}, 'host', open);
+      const b = await host([server.url], {}, 'host', open);
+      const closed = await host([server.url]);
+      const closedCaller = await host([server.url]);
+      b.bus.serve(actorTarget(ACTOR), async () => enc('open'));
+      closed.bus.serve(actorTarget(ACTOR), async () => enc('closed'));
+      await Promise.all([b.bus.flush(), closed.bus.flush()]);
+      assert.notEqual(a.bus.trust.prefix, closed.bus.trust.prefix);
+      for (let i = 0; i < 5; i++) {
+        assert.equal(dec(await call(a, actorTarget(ACTOR), 'x')), 'open');
+        assert.equal(dec(await call(closedCaller, actorTarget(ACTOR), 'x')), 'closed');
+      }
+      // An open lattice's frame published on the closed lattice's subject is dropped.
+      const raw = await connect({ servers: server.url });
+      const k = hostKeyFromSeed(generateKeyPair('server').seed);
+      const frame = encodeBatch({ hostId: k.publicKey, target: actorTarget(ACTOR), sent: Date.now(), reply: createInbox(), session: 's', seq: 1, items: [{ id: '1', origin: ACTOR, operation: 'x', msg: enc(''), deadline: Date.now() + 1000 }] }, k, OPEN_AUTH);
+      await assert.rejects(raw.request(rpcSubject(closed.bus.trust.prefix, actorTarget(ACTOR)), frame, { timeout: 300 }), (err: Error & { code?: string }) => err.code === 'TIMEOUT');
+      assert.equal(closed.bus.stats().droppedBy.refused, 1);
+      await raw.close();
+      await Promise.all([a.close(), b.close(), closed.close(), closedCaller.close()]);
     } finally {
       await server.stop();
     }

@@ -13,56 +13,59 @@
  * - the serving side failed → the same InvocationError code it raised, with its message.
  *
  * Serving: one queue-group subscription per target, so several hosts serving the same actor
- * share its load (at batch granularity). Every batch is verified once (framing, signature or
- * this host's MAC, host allow-list, freshness, subject matching the signed target); anything
- * else is dropped whole with a (rate-limited) log line and never answered. A batch tagged for
- * other hosts only is declined (nothing runs; the caller sends it again, signed). Each item is
+ * share its load (at batch granularity). Every batch is verified once: on a closed lattice the
+ * sender's credential (this lattice's issuer, not expired) and its signature, or this host's MAC
+ * from a member it has verified; the sender's role (hosts and provider processes may call
+ * actors, only hosts may call providers); the host allow-list; freshness; that it was not seen
+ * before (session and sequence, replay.ts); the subject matching the signed target. Anything
+ * else is dropped whole with a (rate-limited) log line and never answered. A batch this host
+ * cannot authenticate for itself (tagged for other hosts only, or from a member it has not
+ * verified yet) is declined (nothing runs; the caller sends it again, signed). Each item is
  * dispatched on its own and answered with id `id` under `reply`, the caller's inbox prefix from
- * the signed body; a turn's replies to one caller leave together at its end, as one reply batch
- * that names this host. A target that stops being served drains: batches already routed to it
+ * the authenticated body; a turn's replies to one caller leave together at its end, as one reply
+ * batch authenticated like the batch it answers (signed with this member's credential, or with a
+ * MAC for the caller). A target that stops being served drains: batches already routed to it
  * are declined (not run), and their callers send them again elsewhere.
  *
  * Deadlines cross hosts as a budget: the receiver gives each item `deadline − sent` ms from
  * when the batch arrives, so clock offsets between hosts do not shorten or stretch calls.
- * `sent` must be within `maxClockSkewMs` of the receiver's clock, which bounds replays.
+ * `sent` must be within `maxClockSkewMs` of the receiver's clock (the freshness window).
+ *
+ * On an open lattice (`--insecure`) nothing is authenticated.
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { createInbox, Events, type Msg, type NatsConnection, type Status, type Subscription } from 'nats';
 import type { Bus, BusHandler, BusInvocation, BusSubscription, BusTarget } from '../bus.ts';
-import { isPublicKey } from '../claims/keys.ts';
-import { InvocationError, isBatchNotAddressed } from '../errors.ts';
+import { generateKeyPair, isPublicKey } from '../claims/keys.ts';
+import { InvocationError, isBatchNotAddressed, isEnvelopeError, type LatticeDropReason } from '../errors.ts';
 import { parseWith } from '../options.ts';
 import type { ActorClaims } from '../types.ts';
-import { decodeBatch, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey } from './envelope.ts';
-import { DECLINED, errorPayload, frameReplyBatch, REPLY_BATCH_TOKEN, REPLY_DECLINED, REPLY_ERROR, REPLY_OK, replyBatchEntrySize } from './replies.ts';
+import { decodeBatch, ENVELOPE_MACS, hostKeyFromSeed, MAX_BATCH_ITEMS, type HostKey, type ReceivedBatch } from './envelope.ts';
+import type { LatticeTrust, MemberRole } from './membership.ts';
+import type { PeerKeys } from './pair-keys.ts';
+import { DECLINED, errorPayload, frameReplyBatch, REPLY_BATCH_TOKEN, REPLY_DECLINED, REPLY_ERROR, REPLY_OK, replyBatchEntrySize, type ReplyAuth } from './replies.ts';
 import { OutboundCalls } from './outbound-calls.ts';
-import { latticeIdSchema, rpcSubject } from './subjects.ts';
-import type { KeyObject } from 'node:crypto';
+import { SequenceWindow } from './replay.ts';
+import { rpcSubject } from './subjects.ts';
 
 const EMPTY = new Uint8Array(0);
 
 export const natsBusOptionsSchema = z
   .object({
-    /** Lattice id; namespaces every subject. Default `default`. */
-    lattice: latticeIdSchema.default('default'),
-    /** This host's server nkey seed (`SN…`); its public key is the host id envelopes carry. */
-    hostSeed: z.string().min(1),
-    /** Accept invocations only from these host keys. Empty (default): any host that signs validly. */
+    /**
+     * On an open lattice only: this host's server nkey seed (`SN…`), whose public key is the host
+     * id. Default: a fresh key. A closed lattice member's key is the one of its credential.
+     */
+    hostSeed: z.string().min(1).optional(),
+    /** Accept invocations only from these host ids, on top of the membership checks. Empty (default): any member. */
     allowedHosts: z.array(z.string().refine((k) => isPublicKey(k, 'server'), 'a server public key (N…)')).default([]),
     /** Queue group name for served targets. Default `wasmlet`. */
     queueGroup: z.string().regex(/^[A-Za-z0-9_-]+$/).default('wasmlet'),
     /** How often calls in flight are checked against their deadlines, ms. Default 10. */
     sweepIntervalMs: z.number().int().min(1).max(1000).default(10),
-    /** Envelopes sent further than this from the receiver's clock are refused (replay bound), ms. Default 60000. */
+    /** Batches sent further than this from the receiver's clock are refused (the freshness window of replay checks), ms. Default 60000. */
     maxClockSkewMs: z.number().int().min(1000).default(60_000),
-    /**
-     * Sign outgoing invocations and require valid signatures on incoming ones (waSCC's
-     * antiforgery). Default true. Signatures cover a whole batch (one per target per event-loop
-     * turn), so their cost is shared by every call of the batch. Turn it off only on every host
-     * of a lattice secured by NATS itself (accounts, TLS).
-     */
-    antiforgery: z.boolean().default(true),
     /** Calls one batch carries at most; more in one turn are split. Default 256. */
     maxBatchItems: z.number().int().min(1).max(MAX_BATCH_ITEMS).default(256),
     /** Bytes one batch message may take at most (the server's max payload bounds it too). Default 1 MiB. */
@@ -97,54 +100,89 @@ export interface NatsBusStats {
   requested: number;
   /** Invocations served by this bus's handlers. */
   served: number;
-  /** Messages dropped as garbled, forged, stale or misrouted (a dropped batch counts once). */
+  /** Messages dropped as garbled, forged, stale, replayed, refused or misrouted (a dropped batch counts once). */
   dropped: number;
-  /** Batch messages sent (each signed once when antiforgery is on) / accepted. */
+  /** The same, by reason. */
+  droppedBy: Record<DropReason, number>;
+  /** Reply batches dropped by this bus as caller (forged, from an unverified or unentitled member, garbled). */
+  repliesDropped: number;
+  /** Batch messages sent (each authenticated once on a closed lattice) / accepted. */
   batchesSent: number;
   batchesReceived: number;
   /** Messages that carried replies: a turn's replies to one caller share one. */
   replyMessages: number;
   /** Items this bus declined (arrived while it stopped serving their target, or in a batch without a MAC for it) / calls it sent again after a decline. */
   declined: number;
-  /** Batches that carried MACs for other hosts only (their items were declined). */
+  /** Batches this host could not authenticate for itself (MACs for other hosts only, or a sender it has not verified): their items were declined. */
   unaddressed: number;
   resent: number;
   /** Calls in flight now (sent, or queued for the end of this turn). */
   pending: number;
 }
 
+/** Why a lattice message was dropped. */
+export type DropReason = LatticeDropReason;
+
+/** How a reply batch to one caller is authenticated: signed unless every batch it answers was MAC'd for this host. */
+interface ReplyQueue {
+  entries: (string | number | Uint8Array)[];
+  /** The caller's keys, when replies may carry a MAC for it. */
+  peer: PeerKeys | undefined;
+  signed: boolean;
+}
+
+/** The way replies to one batch go back: its caller's inbox and how to authenticate them. */
+interface ReplyMode {
+  reply: string;
+  peer: PeerKeys | undefined;
+  signed: boolean;
+}
+
+/** Which roles may call a target: hosts and provider processes call actors; only hosts call providers. */
+function mayCall(role: MemberRole, target: string): boolean {
+  return role === 'host' || (role === 'provider' && target.startsWith('actor.'));
+}
+
 export class NatsBus implements Bus {
   readonly options: NatsBusOptions;
+  readonly trust: LatticeTrust;
   readonly #nc: NatsConnection;
   readonly #log: Logger;
   readonly #key: HostKey;
   readonly #allowed: ReadonlySet<string>;
-  readonly #keyCache = new Map<string, KeyObject>();
+  readonly #window: SequenceWindow;
   readonly #calls: OutboundCalls;
   readonly #replySub: Subscription;
   readonly #serving = new Set<Serving>();
   /** Subscriptions draining after close (their late batches are declined). */
   readonly #draining = new Set<Promise<void>>();
   /** Replies of this turn by the caller's reply prefix: id, status, payload, id, status, payload… */
-  #replies = new Map<string, (string | number | Uint8Array)[]>();
+  #replies = new Map<string, ReplyQueue>();
   #replyTimer: NodeJS.Immediate | undefined;
   readonly #flushReplies = () => this.#sendReplies();
   #connected = true;
   #closed = false;
   #statusIter: { stop(): void } | undefined;
   #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0, unaddressed: 0, replyMessages: 0 };
+  readonly #droppedBy: Record<DropReason, number> = { malformed: 0, forged: 0, refused: 0, stale: 0, replayed: 0, misrouted: 0 };
   #dropWindowStart = 0;
   #dropWindowCount = 0;
 
-  /** `nc` is shared, not owned: `close()` leaves it open. */
-  constructor(nc: NatsConnection, options: NatsBusOptionsInput, logger: Logger) {
+  /**
+   * `nc` is shared, not owned: `close()` leaves it open. `trust` says which lattice this bus
+   * belongs to and what it accepts (a closed lattice's member credential, or an open lattice).
+   */
+  constructor(nc: NatsConnection, trust: LatticeTrust, options: NatsBusOptionsInput, logger: Logger) {
     this.options = parseNatsBusOptions(options);
+    this.trust = trust;
     this.#nc = nc;
-    this.#key = hostKeyFromSeed(this.options.hostSeed);
-    this.#log = logger.child({ bus: 'nats', lattice: this.options.lattice });
+    if (!trust.insecure && this.options.hostSeed !== undefined) throw new InvocationError('BAD_PAYLOAD', 'a closed lattice member signs with the key of its credential; hostSeed is for open lattices only');
+    this.#key = hostKeyFromSeed(trust.self?.seed ?? this.options.hostSeed ?? generateKeyPair('server').seed);
+    this.#log = logger.child({ bus: 'nats', lattice: trust.lattice });
     this.#allowed = new Set(this.options.allowedHosts);
+    this.#window = new SequenceWindow({ freshnessMs: this.options.maxClockSkewMs });
     const inbox = createInbox();
-    this.#calls = new OutboundCalls(nc, this.options, this.#key, inbox, () => this.connected);
+    this.#calls = new OutboundCalls(nc, { ...this.options, trust }, this.#key, inbox, () => this.connected, (where, reason) => this.#dropReply(where, reason));
     this.#replySub = nc.subscribe(`${inbox}.*`, { callback: (err, m) => (err ? this.#log.warn({ err: err.message }, 'reply subscription error') : this.#calls.onReply(m)) });
     this.#connected = !nc.isClosed();
     void this.#watchStatus();
@@ -160,7 +198,7 @@ export class NatsBus implements Bus {
   }
 
   stats(): NatsBusStats {
-    return { ...this.#stats, ...this.#calls.stats, pending: this.#calls.inFlight };
+    return { ...this.#stats, droppedBy: { ...this.#droppedBy }, ...this.#calls.stats, pending: this.#calls.inFlight };
   }
 
   /** Sends what this turn queued, then resolves once the server has seen every subscription and message sent so far. */
@@ -171,7 +209,7 @@ export class NatsBus implements Bus {
 
   serve(target: BusTarget, handler: BusHandler): BusSubscription {
     if (this.#closed) throw new InvocationError('STOPPING', 'the NATS bus is closed');
-    const subject = rpcSubject(this.options.lattice, target);
+    const subject = rpcSubject(this.trust.prefix, target);
     const serving: Serving = {
       closing: false,
       sub: this.#nc.subscribe(subject, {
@@ -243,45 +281,62 @@ export class NatsBus implements Bus {
 
   /** `handler` is undefined while the subscription drains: verified items are then declined. */
   #onInvocation(target: string, handler: BusHandler | undefined, m: Msg): void {
-    let batch;
+    let batch: ReceivedBatch;
     try {
-      batch = decodeBatch(m.data, { allowedHosts: this.#allowed, keyCache: this.#keyCache, requireSignature: this.options.antiforgery, receiver: this.#key });
+      batch = decodeBatch(m.data, { trust: this.trust, receiver: this.#key, allowedHosts: this.#allowed });
     } catch (err) {
       if (isBatchNotAddressed(err)) {
-        // Tagged for other hosts of the queue group only: run nothing; the declines tell the
-        // caller who we are, and it sends the items again, signed.
-        const why = errorPayload(DECLINED, `host ${this.hostId} got a batch without a MAC for it`);
-        for (const id of err.ids) this.#respond(err.reply, id, REPLY_DECLINED, why);
+        // Authenticated for other hosts only, or by a member this host has not verified: run
+        // nothing; the signed declines tell the caller who this host is, and it sends the items
+        // again with its credential.
+        const why = errorPayload(DECLINED, `host ${this.hostId} could not authenticate the batch for itself (${err.message})`);
+        const mode: ReplyMode = { reply: err.reply, peer: undefined, signed: true };
+        for (const id of err.ids) this.#respond(mode, id, REPLY_DECLINED, why);
         this.#stats.declined += err.ids.length;
         this.#stats.unaddressed++;
         return;
       }
-      this.#drop(m.subject, (err as Error).message);
+      this.#drop(isEnvelopeError(err) ? err.reason : 'malformed', m.subject, (err as Error).message);
       return;
     }
     if (batch.target !== target) {
-      this.#drop(m.subject, `batch for ${batch.target} arrived on the subject of ${target}`, batch.hostId);
+      this.#drop('misrouted', m.subject, `batch for ${batch.target} arrived on the subject of ${target}`, batch.hostId);
+      return;
+    }
+    const sender = batch.sender;
+    if (sender && !mayCall(sender.role, target)) {
+      this.#drop('refused', m.subject, `a ${sender.role} (${sender.hostId}) may not call ${target}`, batch.hostId);
       return;
     }
     const now = Date.now();
     if (Math.abs(now - batch.sent) > this.options.maxClockSkewMs) {
-      this.#drop(m.subject, `batch sent ${now - batch.sent} ms from this host's clock (over ${this.options.maxClockSkewMs} ms: stale, replayed or clocks apart)`, batch.hostId);
+      this.#drop('stale', m.subject, `batch sent ${now - batch.sent} ms from this host's clock (over ${this.options.maxClockSkewMs} ms: stale, replayed or clocks apart)`, batch.hostId);
+      return;
+    }
+    if (sender && !this.#window.accept(batch.hostId, batch.session, batch.seq, batch.sent, now)) {
+      this.#drop('replayed', m.subject, `batch ${batch.seq} of session ${batch.session} seen before`, batch.hostId);
       return;
     }
     this.#stats.batchesReceived++;
+    // Replies mirror the batch: a MAC for the caller when it tagged this host (it has verified
+    // this host), else signed with this member's credential.
+    const mode: ReplyMode = { reply: batch.reply, peer: undefined, signed: !this.trust.insecure };
+    if (sender && m.data[0] === ENVELOPE_MACS) {
+      mode.peer = this.#key.peer(batch.hostId);
+      mode.signed = mode.peer === undefined;
+    }
     if (!handler) {
       const why = errorPayload(DECLINED, `${target} is no longer served by host ${this.hostId}`);
-      for (const item of batch.items) this.#respond(batch.reply, item.id, REPLY_DECLINED, why);
+      for (const item of batch.items) this.#respond(mode, item.id, REPLY_DECLINED, why);
       this.#stats.declined += batch.items.length;
       return;
     }
     for (const item of batch.items) {
       this.#stats.served++;
-      const replyTo = batch.reply;
       const id = item.id;
       const deadline = now + (item.deadline - batch.sent);
       if (deadline <= now) {
-        this.#respond(replyTo, id, REPLY_ERROR, errorPayload('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
+        this.#respond(mode, id, REPLY_ERROR, errorPayload('DEADLINE_EXCEEDED', `deadline passed before ${target} was called`));
         continue;
       }
       // Every field written, absent ones as undefined: one object shape for every invocation.
@@ -303,12 +358,12 @@ export class NatsBus implements Bus {
         result = Promise.reject(err);
       }
       result.then(
-        (bytes) => this.#respond(replyTo, id, REPLY_OK, bytes instanceof Uint8Array ? bytes : EMPTY),
+        (bytes) => this.#respond(mode, id, REPLY_OK, bytes instanceof Uint8Array ? bytes : EMPTY),
         (err: unknown) => {
           // Errors without a code of their own are reported as ERROR; the caller maps it by target kind.
           const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ERROR';
           const message = err instanceof Error ? err.message : String(err);
-          this.#respond(replyTo, id, REPLY_ERROR, errorPayload(code, message));
+          this.#respond(mode, id, REPLY_ERROR, errorPayload(code, message));
         },
       );
     }
@@ -316,15 +371,17 @@ export class NatsBus implements Bus {
 
   /**
    * Replies wait for the end of the turn too: each caller then gets its replies of the turn in
-   * one reply batch (a lone reply too: the batch names this host), split at the batch byte bound.
+   * one reply batch (a lone reply too), split at the batch byte bound.
    */
-  #respond(replyTo: string, id: string, status: number, payload: Uint8Array): void {
-    let list = this.#replies.get(replyTo);
-    if (list === undefined) {
-      list = [];
-      this.#replies.set(replyTo, list);
+  #respond(mode: ReplyMode, id: string, status: number, payload: Uint8Array): void {
+    let queue = this.#replies.get(mode.reply);
+    if (queue === undefined) {
+      queue = { entries: [], peer: mode.peer, signed: mode.signed };
+      this.#replies.set(mode.reply, queue);
+    } else if (mode.signed) {
+      queue.signed = true;
     }
-    list.push(id, status, payload);
+    queue.entries.push(id, status, payload);
     if (this.#replyTimer === undefined) this.#replyTimer = setImmediate(this.#flushReplies);
   }
 
@@ -332,26 +389,33 @@ export class NatsBus implements Bus {
     this.#replyTimer = undefined;
     const replies = this.#replies;
     this.#replies = new Map();
-    const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 2 - this.hostId.length;
-    for (const [replyTo, list] of replies) {
+    const token = this.trust.self?.token ?? '';
+    const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 3 - Math.max(token.length + 64, this.hostId.length);
+    for (const [replyTo, queue] of replies) {
+      const auth: ReplyAuth = this.trust.insecure
+        ? { kind: 'open', hostId: this.hostId }
+        : queue.signed || queue.peer === undefined
+          ? { kind: 'signed', token, key: this.#key }
+          : { kind: 'mac', key: this.#key, peer: queue.peer };
+      const list = queue.entries;
       let start = 0;
       let bytes = 0;
       for (let i = 0; i < list.length; i += 3) {
         const size = replyBatchEntrySize(list[i] as string, list[i + 2] as Uint8Array);
         if (i > start && bytes + size > maxBytes) {
-          this.#publishReplies(replyTo, list.slice(start, i));
+          this.#publishReplies(replyTo, auth, list.slice(start, i));
           start = i;
           bytes = 0;
         }
         bytes += size;
       }
-      this.#publishReplies(replyTo, list.slice(start));
+      this.#publishReplies(replyTo, auth, list.slice(start));
     }
   }
 
-  #publishReplies(replyTo: string, entries: (string | number | Uint8Array)[]): void {
+  #publishReplies(replyTo: string, auth: ReplyAuth, entries: (string | number | Uint8Array)[]): void {
     try {
-      this.#nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, frameReplyBatch(this.hostId, entries));
+      this.#nc.publish(`${replyTo}.${REPLY_BATCH_TOKEN}`, frameReplyBatch(auth, replyTo, entries));
       this.#stats.replyMessages++;
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'could not send replies');
@@ -359,15 +423,26 @@ export class NatsBus implements Bus {
   }
 
   /** Logs a dropped message: at most 20 lines per 10 s, then one line with the count. */
-  #drop(subject: string, reason: string, fromHost?: string): void {
+  #drop(reason: DropReason, subject: string, detail: string, fromHost?: string): void {
     this.#stats.dropped++;
+    this.#droppedBy[reason]++;
     const now = Date.now();
     if (now - this.#dropWindowStart > 10_000) {
       if (this.#dropWindowCount > 20) this.#log.warn({ suppressed: this.#dropWindowCount - 20 }, 'more lattice messages were dropped');
       this.#dropWindowStart = now;
       this.#dropWindowCount = 0;
     }
-    if (++this.#dropWindowCount <= 20) this.#log.warn({ subject, reason, ...(fromHost ? { fromHost } : {}) }, 'dropped lattice message');
+    if (++this.#dropWindowCount <= 20) this.#log.warn({ subject, reason, detail, ...(fromHost ? { fromHost } : {}) }, 'dropped lattice message');
+  }
+
+  /** A reply batch the calling side dropped (forged, unverified, unentitled): logged like other drops. */
+  #dropReply(where: string, detail: string): void {
+    const now = Date.now();
+    if (now - this.#dropWindowStart > 10_000) {
+      this.#dropWindowStart = now;
+      this.#dropWindowCount = 0;
+    }
+    if (++this.#dropWindowCount <= 20) this.#log.warn({ subject: where, detail }, 'dropped lattice reply');
   }
 
   async #watchStatus(): Promise<void> {

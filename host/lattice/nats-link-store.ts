@@ -1,6 +1,10 @@
 /**
  * Links and claims kept in JetStream KV buckets, so hosts and providers that join the lattice
- * later learn them.
+ * later learn them. On a closed lattice every value is a signed record (signed-record.ts): a
+ * link is accepted only when written by a ctl or host member of this lattice, and a deletion is
+ * a signed record too; anything else written into the bucket (by a client without a credential,
+ * by a provider, a bare KV delete or purge, an older record replayed over a newer one) is ignored
+ * with a log line.
  *
  * `NatsLinkStore` keeps a local cache fed by a KV watch, so `get()` (on every capability call)
  * stays synchronous and costs a Map lookup. The watch is the single source of events: a put or
@@ -23,16 +27,17 @@ import { WasmletError } from '../errors.ts';
 import { linkKey, normalizeLink, type LinkEvent, type LinkStore } from '../links.ts';
 import { parseWith } from '../options.ts';
 import type { LinkDefinition } from '../types.ts';
-import { encodeKvToken, latticeIdSchema } from './subjects.ts';
+import { isLatticeAuthError } from '../errors.ts';
+import type { LatticeTrust, MemberRole } from './membership.ts';
+import { openRecord, sealRecord } from './signed-record.ts';
+import { encodeKvToken, latticeBucket } from './subjects.ts';
 
 /** Error code when the lattice's KV buckets cannot be opened or written (JetStream off, server down). */
 export const LATTICE_STORE_UNAVAILABLE = 'LATTICE_STORE_UNAVAILABLE';
 
 export const latticeStoreOptionsSchema = z
   .object({
-    /** Lattice id. Default `default`. */
-    lattice: latticeIdSchema.default('default'),
-    /** Bucket name. Default `wasmlet_<lattice>_links` (links) / `wasmlet_<lattice>_claims` (claims). */
+    /** Bucket name. Default `wasmlet_<lattice>_<scope>_links` (links) / `…_claims` (claims). */
     bucket: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
     /** Replicas of the bucket's stream (a clustered JetStream). Default 1. */
     replicas: z.number().int().min(1).max(5).default(1),
@@ -44,12 +49,8 @@ export const latticeStoreOptionsSchema = z
 export type LatticeStoreOptionsInput = z.input<typeof latticeStoreOptionsSchema>;
 export type LatticeStoreOptions = z.output<typeof latticeStoreOptionsSchema>;
 
-export function linksBucketName(lattice: string): string {
-  return `wasmlet_${lattice}_links`;
-}
-export function claimsBucketName(lattice: string): string {
-  return `wasmlet_${lattice}_claims`;
-}
+/** Who may write links: ctl, and hosts (the links of the manifests they run). */
+export const LINK_WRITERS: readonly MemberRole[] = ['ctl', 'host'];
 
 export function storeError(what: string, err: unknown): WasmletError {
   const message = err instanceof Error ? err.message : String(err);
@@ -81,13 +82,7 @@ interface Cached {
   revision: number;
 }
 
-function parseLink(value: Uint8Array): LinkDefinition | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(value));
-  } catch {
-    return undefined;
-  }
+function parseLink(raw: unknown): LinkDefinition | undefined {
   const shape = z
     .object({
       actor: z.string().min(1),
@@ -109,13 +104,19 @@ export class NatsLinkStore implements LinkStore {
   /** By KV key. */
   readonly #cache = new Map<string, Cached>();
   readonly #events = new EventEmitter();
+  readonly #trust: LatticeTrust;
+  /** The write time of the newest record seen per key (a record older than it is a rollback). */
+  readonly #newest = new Map<string, number>();
+  #ignoredWindowStart = 0;
+  #ignoredCount = 0;
   #waiters: Waiter[] = [];
   #watch: { stop(): void } | undefined;
   #statusIter: { stop(): void } | undefined;
   #closed = false;
 
-  private constructor(nc: NatsConnection, kv: KV, bucket: string, options: LatticeStoreOptions, logger: Logger) {
+  private constructor(nc: NatsConnection, trust: LatticeTrust, kv: KV, bucket: string, options: LatticeStoreOptions, logger: Logger) {
     this.#nc = nc;
+    this.#trust = trust;
     this.#kv = kv;
     this.bucket = bucket;
     this.options = options;
@@ -124,11 +125,11 @@ export class NatsLinkStore implements LinkStore {
   }
 
   /** Opens the lattice's link bucket and resolves once the cache holds every link already there. */
-  static async open(nc: NatsConnection, options: LatticeStoreOptionsInput, logger: Logger): Promise<NatsLinkStore> {
+  static async open(nc: NatsConnection, trust: LatticeTrust, options: LatticeStoreOptionsInput, logger: Logger): Promise<NatsLinkStore> {
     const o = parseWith(latticeStoreOptionsSchema, 'link store options', options);
-    const bucket = o.bucket ?? linksBucketName(o.lattice);
+    const bucket = o.bucket ?? latticeBucket(trust.lattice, trust.scope, 'links');
     const kv = await openBucket(nc, bucket, o.replicas);
-    const store = new NatsLinkStore(nc, kv, bucket, o, logger);
+    const store = new NatsLinkStore(nc, trust, kv, bucket, o, logger);
     await store.#startWatching();
     void store.#followConnection();
     return store;
@@ -140,11 +141,11 @@ export class NatsLinkStore implements LinkStore {
     const key = linkKvKey(link.actor, link.contract, link.linkName);
     let revision: number;
     try {
-      revision = await this.#kv.put(key, JSON.stringify(link));
+      revision = await this.#kv.put(key, sealRecord(this.#trust, this.bucket, key, link));
     } catch (err) {
       throw storeError(`cannot put link ${linkKey(link.actor, link.contract, link.linkName)}`, err);
     }
-    await this.#waitFor(() => (this.#cache.get(key)?.revision ?? 0) >= revision || this.#appliedRevision >= revision);
+    await this.#waitFor(() => this.#appliedRevision >= revision);
   }
 
   async delete(actor: string, contract: string, linkName?: string): Promise<LinkDefinition | undefined> {
@@ -159,16 +160,21 @@ export class NatsLinkStore implements LinkStore {
       } catch (err) {
         throw storeError(`cannot read link ${what}`, err);
       }
-      if (!entry || entry.operation !== 'PUT') return undefined;
-      const removed = parseLink(entry.value);
+      const stored = entry && entry.operation === 'PUT' ? this.#read(key, entry.value) : undefined;
+      // What this store holds counts too: a link whose record someone else purged or overwrote
+      // (ignored here) is still in every member's cache until a signed deletion reaches them.
+      const removed = stored ?? this.#cache.get(key)?.link;
+      if (!removed) return undefined;
+      // A deletion is a signed record too (a tombstone), written over the record just read.
+      let revision: number;
       try {
-        await this.#kv.delete(key, { previousSeq: entry.revision });
+        const tombstone = sealRecord(this.#trust, this.bucket, key, null);
+        revision = entry ? await this.#kv.update(key, tombstone, entry.revision) : await this.#kv.create(key, tombstone);
       } catch (err) {
         if (isWrongSequence(err) && attempt < 10) continue;
         throw storeError(`cannot delete link ${what}`, err);
       }
-      const rev = entry.revision;
-      await this.#waitFor(() => (this.#cache.get(key)?.revision ?? Infinity) > rev || !this.#cache.has(key));
+      await this.#waitFor(() => this.#appliedRevision >= revision);
       return removed;
     }
   }
@@ -241,11 +247,15 @@ export class NatsLinkStore implements LinkStore {
       let syncing = true;
       const onInitialised = () => {
         syncing = false;
-        // Links that vanished while no watch ran: report them as deleted.
+        // Links that vanished while no watch ran: report them as deleted (on an open lattice;
+        // on a closed one a deletion is a signed record, and a key that vanished was purged by
+        // someone else: ignored like any other unauthenticated write).
         for (const [key, c] of this.#cache) {
-          if (!seen.has(key)) {
+          if (!seen.has(key) && this.#trust.insecure) {
             this.#cache.delete(key);
             this.#emit({ type: 'delete', link: c.link });
+          } else if (!seen.has(key)) {
+            this.#ignored(key, 'the key vanished from the bucket (a purge without a signed record)');
           }
         }
         this.#checkWaiters();
@@ -279,20 +289,66 @@ export class NatsLinkStore implements LinkStore {
   #apply(e: KvEntry): void {
     this.#appliedRevision = Math.max(this.#appliedRevision, e.revision);
     const previous = this.#cache.get(e.key);
-    if (e.operation === 'PUT') {
-      if (previous && previous.revision >= e.revision) return this.#checkWaiters();
-      const link = parseLink(e.value);
-      if (!link || linkKvKey(link.actor, link.contract, link.linkName) !== e.key) {
-        this.#log.warn({ key: e.key, revision: e.revision }, 'ignored a malformed link in the lattice bucket');
+    if (previous && previous.revision >= e.revision) return this.#checkWaiters();
+    if (e.operation !== 'PUT') {
+      // A bare KV delete or purge: authenticated only on an open lattice.
+      if (!this.#trust.insecure) this.#ignored(e.key, `a ${e.operation} without a signed record`);
+      else if (previous) {
+        this.#cache.delete(e.key);
+        this.#emit({ type: 'delete', link: previous.link });
+      }
+      return this.#checkWaiters();
+    }
+    let opened;
+    try {
+      opened = openRecord(this.#trust, this.bucket, e.key, e.value, LINK_WRITERS);
+    } catch (err) {
+      this.#ignored(e.key, (err as Error).message, isLatticeAuthError(err) ? err.code : undefined);
+      return this.#checkWaiters();
+    }
+    if (!this.#trust.insecure) {
+      const newest = this.#newest.get(e.key) ?? -Infinity;
+      if (opened.at < newest) {
+        this.#ignored(e.key, `a record written at ${new Date(opened.at).toISOString()}, older than one already seen (a rollback)`);
         return this.#checkWaiters();
       }
-      this.#cache.set(e.key, { link, revision: e.revision });
-      this.#emit({ type: 'put', link });
-    } else if (previous) {
-      this.#cache.delete(e.key);
-      this.#emit({ type: 'delete', link: previous.link });
+      this.#newest.set(e.key, opened.at);
     }
+    if (opened.body === null) {
+      if (previous) {
+        this.#cache.delete(e.key);
+        this.#emit({ type: 'delete', link: previous.link });
+      }
+      return this.#checkWaiters();
+    }
+    const link = parseLink(opened.body);
+    if (!link || linkKvKey(link.actor, link.contract, link.linkName) !== e.key) {
+      this.#ignored(e.key, 'not a link, or a link stored under another key');
+      return this.#checkWaiters();
+    }
+    this.#cache.set(e.key, { link, revision: e.revision });
+    this.#emit({ type: 'put', link });
     this.#checkWaiters();
+  }
+
+  /** A link record read for `delete`: the link it holds, undefined for a tombstone or a record not to trust. */
+  #read(key: string, value: Uint8Array): LinkDefinition | undefined {
+    try {
+      const opened = openRecord(this.#trust, this.bucket, key, value, LINK_WRITERS);
+      return opened.body === null ? undefined : parseLink(opened.body);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Logs an ignored bucket entry: at most 20 lines per 10 s. */
+  #ignored(key: string, reason: string, code?: string): void {
+    const now = Date.now();
+    if (now - this.#ignoredWindowStart > 10_000) {
+      this.#ignoredWindowStart = now;
+      this.#ignoredCount = 0;
+    }
+    if (++this.#ignoredCount <= 20) this.#log.warn({ key, reason, ...(code ? { code } : {}) }, 'ignored a link record in the lattice bucket');
   }
 
   #emit(e: LinkEvent): void {

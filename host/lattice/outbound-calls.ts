@@ -2,28 +2,34 @@
  * The calling side of the NATS bus: calls queue per target during an event-loop turn and leave
  * at its end (`setImmediate`) as authenticated batches (see envelope.ts), one NATS message per
  * target, split at the item and byte bounds. A batch to a target is tagged with a MAC for each
- * host that answered calls to it lately (reply batches name their host), and signed when there
- * is none yet, or when it carries a call that was declined (it may reach a host not tagged).
- * Replies come back on one wildcard subscription of a private inbox (`_INBOX.<nuid>.*`): the
- * last token is the call's correlation id, looked up in a map. A batch's ids are consecutive,
- * and its message's own reply subject `<inbox>.<first>-<last>` only ever receives the server's
- * no-responders status (503), which fails that batch's calls at once.
+ * member that answered calls to it lately (with a verified credential and a role entitled to
+ * serve it), and signed (with this member's credential) when there is none yet, or when it
+ * carries a call that was declined (it may reach a host not tagged).
+ * Replies come back on one wildcard subscription of a private inbox (`_INBOX.<nuid>.*`) as
+ * authenticated reply batches (replies.ts): a reply is accepted only from a member entitled to
+ * answer the call (a host for actors; a host or provider process for providers), and only for a
+ * call this bus sent and has not settled; anything else is dropped and the call keeps waiting
+ * for a genuine answer (or its deadline). A batch's ids are consecutive, and its message's own
+ * reply subject `<inbox>.<first>-<last>` only ever receives the server's no-responders status
+ * (503), which fails that batch's calls at once.
  * One interval timer, running only while calls are in flight, sweeps calls past their deadline.
  * A call declined by a host that stopped serving its target (it was not run) is sent again.
  */
+import { randomBytes } from 'node:crypto';
 import type { Msg, NatsConnection } from 'nats';
 import type { BusInvocation } from '../bus.ts';
 import { InvocationError, type InvocationErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
-import { batchOverhead, encodeItem, frameBatch, type BatchHeader, type HostKey } from './envelope.ts';
+import { batchOverhead, encodeItem, frameBatch, OPEN_AUTH, type BatchAuth, type BatchHeader, type HostKey } from './envelope.ts';
+import type { LatticeTrust, MemberRole } from './membership.ts';
 import type { PeerKeys } from './pair-keys.ts';
-import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN, REPLY_OK } from './replies.ts';
+import { decodeReply, readReplyBatch, REPLY_BATCH_TOKEN, REPLY_OK, type Responder } from './replies.ts';
 import { rpcSubject } from './subjects.ts';
 
 /** What the calling side needs of the bus options (see `NatsBusOptions`). */
 export interface OutboundOptions {
-  lattice: string;
-  antiforgery: boolean;
+  /** The lattice's subject prefix and what this member trusts. */
+  trust: LatticeTrust;
   maxBatchItems: number;
   maxBatchBytes: number;
   maxPending: number;
@@ -57,6 +63,11 @@ interface Call {
   sign: boolean;
 }
 
+/** Who may answer calls to `target`: a host for actors; a host or a provider process for providers. */
+export function entitled(role: MemberRole, target: string): boolean {
+  return role === 'host' || (role === 'provider' && target.startsWith('provider.'));
+}
+
 /** A declined call is sent again at most this many times. */
 const MAX_RESENDS = 3;
 /** Hosts a batch is tagged for at most: the ones that answered calls to its target most recently. */
@@ -69,8 +80,9 @@ interface OutgoingBatch {
   readonly subject: string;
   readonly header: BatchHeader;
   readonly target: string;
-  readonly sign: boolean;
-  readonly macFor: PeerKeys[] | undefined;
+  readonly auth: BatchAuth;
+  /** How a batch that must be signed is authenticated (the same as `auth` when that is already signed). */
+  readonly signed: BatchAuth;
   /** Bytes a batch adds around its items (upper bound). */
   readonly overhead: number;
   items: Uint8Array[];
@@ -85,10 +97,17 @@ interface OutgoingBatch {
 interface Receiver {
   peer: PeerKeys;
   seen: number;
+  /**
+   * It ran a call of this member's (so it has verified this member's credential) since it last
+   * declined one. Batches are tagged only while every known host of the target is confirmed;
+   * until then they go signed, carrying the credential, so that a host that joined (or forgot
+   * this member) learns it.
+   */
+  confirmed: boolean;
 }
 
 export class OutboundCalls {
-  readonly stats = { requested: 0, batchesSent: 0, resent: 0 };
+  readonly stats = { requested: 0, batchesSent: 0, resent: 0, repliesDropped: 0 };
   readonly #nc: NatsConnection;
   readonly #options: OutboundOptions;
   readonly #key: HostKey;
@@ -103,15 +122,25 @@ export class OutboundCalls {
   #flushTimer: NodeJS.Immediate | undefined;
   readonly #flushQueues = () => this.#flush();
   #seq = 0;
+  /** This bus's session id and its batch counter: every batch it sends is unique (replay.ts). */
+  readonly #session = randomBytes(9).toString('base64url');
+  #batchSeq = 0;
   #sweep: NodeJS.Timeout | undefined;
   /** Hosts that answered calls to a target lately, by target, least recent first. */
   readonly #receivers = new Map<string, Map<string, Receiver>>();
+  /** Set by `#settle`: the reply it settled was a decline. */
+  #settledDeclined = false;
 
-  constructor(nc: NatsConnection, options: OutboundOptions, key: HostKey, inbox: string, usable: () => boolean) {
+  readonly #replyOptions: { trust: LatticeTrust; key: HostKey; reply: string };
+  readonly #onDrop: ((where: string, reason: string) => void) | undefined;
+
+  constructor(nc: NatsConnection, options: OutboundOptions, key: HostKey, inbox: string, usable: () => boolean, onDrop?: (where: string, reason: string) => void) {
     this.#nc = nc;
     this.#options = options;
     this.#key = key;
     this.#inbox = inbox;
+    this.#replyOptions = { trust: options.trust, key, reply: inbox };
+    this.#onDrop = onDrop;
     this.#inboxLen = inbox.length + 1;
     this.#usable = usable;
   }
@@ -191,16 +220,19 @@ export class OutboundCalls {
   }
 
   #sendBatches(target: string, calls: Call[], now: number, maxBytes: number): void {
-    const subject = rpcSubject(this.#options.lattice, target);
-    const header: BatchHeader = { hostId: this.#key.publicKey, target, sent: now, reply: this.#inbox };
-    const sign = this.#options.antiforgery;
-    const macFor = sign ? this.#receiversOf(target, now) : undefined;
+    const trust = this.#options.trust;
+    const subject = rpcSubject(trust.prefix, target);
+    // seq is set per published batch; the upper bound below assumes the widest number.
+    const header: BatchHeader = { hostId: this.#key.publicKey, target, sent: now, reply: this.#inbox, session: this.#session, seq: Number.MAX_SAFE_INTEGER };
+    const signed: BatchAuth = trust.insecure ? OPEN_AUTH : { kind: 'signed', token: trust.self!.token };
+    const macFor = trust.insecure ? undefined : this.#receiversOf(target, now);
+    const auth: BatchAuth = macFor ? { kind: 'mac', peers: macFor } : signed;
     const maxItems = this.#options.maxBatchItems;
     // Upper bound of what a batch adds around its items (the array header is widest past 15 items).
-    const overhead = Math.max(batchOverhead(header, 0xffff, { sign }), macFor ? batchOverhead(header, 0xffff, { macFor }) : 0);
+    const overhead = Math.max(batchOverhead(header, 0xffff, signed), batchOverhead(header, 0xffff, auth));
     // Batch state in one object and the publishing in a method, not a closure (the TypeScript
     // loader names every arrow function it creates with Object.defineProperty, a slow path in V8).
-    const b: OutgoingBatch = { subject, header, target, sign, macFor, overhead, items: [], entries: [], first: 0, bytes: overhead, mustSign: false };
+    const b: OutgoingBatch = { subject, header, target, auth, signed, overhead, items: [], entries: [], first: 0, bytes: overhead, mustSign: false };
     for (const c of calls) {
       const inv = c.inv;
       if (inv.deadline <= now) {
@@ -239,8 +271,8 @@ export class OutboundCalls {
     const last = first + items.length - 1;
     for (let i = 0; i < sent.length; i++) this.#pending.set((first + i).toString(36), sent[i]!);
     try {
-      const options = !b.sign ? { sign: false } : b.macFor && !b.mustSign ? { macFor: b.macFor } : {};
-      this.#nc.publish(b.subject, frameBatch(b.header, items, this.#key, options), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
+      b.header.seq = this.#batchSeq++;
+      this.#nc.publish(b.subject, frameBatch(b.header, items, this.#key, b.mustSign ? b.signed : b.auth), { reply: `${this.#inbox}.${first.toString(36)}-${last.toString(36)}` });
       this.stats.batchesSent++;
     } catch (err) {
       for (let i = 0; i < sent.length; i++) this.#pending.delete((first + i).toString(36));
@@ -262,46 +294,54 @@ export class OutboundCalls {
     const id = m.subject.slice(this.#inboxLen);
     if (id === REPLY_BATCH_TOKEN) {
       let target: string | undefined;
-      let other: Set<string> | undefined;
-      let host: string;
+      let targetDeclined = false;
+      let other: Map<string, boolean> | undefined;
+      let responder: Responder;
       try {
-        host = readReplyBatch(m.data, (one, frame) => {
-          const t = this.#settle(one, frame);
-          if (t === undefined || t === target) return;
-          if (target === undefined) target = t;
-          else (other ??= new Set()).add(t);
+        responder = readReplyBatch(m.data, this.#replyOptions, (one, frame, from) => {
+          this.#settledDeclined = false;
+          const t = this.#settle(one, frame, from);
+          if (t === undefined) return;
+          const declined = this.#settledDeclined;
+          if (t === target) targetDeclined ||= declined;
+          else if (target === undefined) {
+            target = t;
+            targetDeclined = declined;
+          } else (other ??= new Map()).set(t, (other.get(t) ?? false) || declined);
         });
-      } catch {
-        // Garbled past some point: the calls it did not answer fail at their deadline.
+      } catch (err) {
+        // Forged, from a member this caller has not verified, or garbled past some point: the
+        // calls it did not answer keep waiting for a genuine reply (or their deadline).
+        this.stats.repliesDropped++;
+        this.#onDrop?.(m.subject, (err as Error).message);
         return;
       }
-      // The host answered calls to these targets: tag later batches to them for it.
-      if (target !== undefined && this.#options.antiforgery) {
+      // The member answered calls to these targets: tag later batches to them for it.
+      if (target !== undefined && responder.member !== undefined) {
         const now = Date.now();
-        this.#learn(target, host, now);
-        if (other) for (const t of other) this.#learn(t, host, now);
+        this.#learn(target, responder.hostId, now, !targetDeclined);
+        if (other) for (const [t, declined] of other) this.#learn(t, responder.hostId, now, !declined);
       }
       return;
     }
-    if (id.includes('-')) {
-      this.#onBatchStatus(id, m);
-      return;
-    }
-    this.#settle(id, m.data, m.headers?.code === 503);
+    // Anything else on the inbox but the server's no-responders status of a batch is ignored.
+    if (id.includes('-') && m.headers?.code === 503 && m.data.byteLength === 0) this.#onNoResponders(id);
   }
 
   /**
    * Settles call `id` with its reply frame (or the server's no-responders status). Returns the
    * call's target when the frame was a well-formed reply to a call waiting for it.
    */
-  #settle(id: string, frame: Uint8Array, noResponders = false): string | undefined {
+  #settle(id: string, frame: Uint8Array, from: Responder): string | undefined {
     const p = this.#pending.get(id);
     if (!p) return undefined; // late reply to a call that already failed (deadline, disconnect)
-    this.#pending.delete(id);
-    if (noResponders) {
-      p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
+    if (from.member !== undefined && !entitled(from.member.role, p.target)) {
+      // An admitted member, but not one that may answer this call (a provider answering for an actor).
+      this.stats.repliesDropped++;
+      this.#onDrop?.(p.target, `a ${from.member.role} (${from.hostId}) may not answer calls to ${p.target}`);
       return undefined;
     }
+    this.#pending.delete(id);
     if (frame.byteLength > 0 && frame[0] === REPLY_OK) {
       p.resolve(frame.subarray(1));
       return p.target;
@@ -318,8 +358,9 @@ export class OutboundCalls {
       return p.target;
     }
     if (reply.declined) {
-      // Not run: the host that got it stops serving the target, or had no MAC in the batch.
-      // Send it again, signed, while time allows.
+      // Not run: the host that got it stops serving the target, or could not authenticate the
+      // batch for itself. Send it again, signed, while time allows.
+      this.#settledDeclined = true;
       if (p.resends < MAX_RESENDS && p.inv.deadline > Date.now() && this.#usable()) {
         this.stats.resent++;
         this.#enqueue({ inv: p.inv, target: p.target, resolve: p.resolve, reject: p.reject, resends: p.resends + 1, sign: true });
@@ -338,12 +379,16 @@ export class OutboundCalls {
     return p.target;
   }
 
-  /** Host `hostId` answered calls to `target`: later batches to it carry a MAC for that host. */
-  #learn(target: string, hostId: string, now: number): void {
+  /**
+   * Host `hostId` answered calls to `target` (ran them when `confirmed`, else declined some): later
+   * batches to it carry a MAC for that host once every known host of the target is confirmed.
+   */
+  #learn(target: string, hostId: string, now: number, confirmed: boolean): void {
     let known = this.#receivers.get(target);
     const entry = known?.get(hostId);
     if (entry) {
       entry.seen = now;
+      entry.confirmed = confirmed;
       // Keep the map in order of last answer, so the least recent host is the first to go.
       known!.delete(hostId);
       known!.set(hostId, entry);
@@ -355,44 +400,45 @@ export class OutboundCalls {
       known = new Map();
       this.#receivers.set(target, known);
     }
-    known.set(hostId, { peer, seen: now });
+    known.set(hostId, { peer, seen: now, confirmed });
     if (known.size > MAX_TAGS) known.delete(known.keys().next().value!);
   }
 
-  /** The keys of the hosts that answered calls to `target` lately; undefined when there are none. */
+  /**
+   * The keys of the hosts that answered calls to `target` lately; undefined when there are none,
+   * or when one of them has not confirmed it knows this member (the batch then goes signed).
+   */
   #receiversOf(target: string, now: number): PeerKeys[] | undefined {
     const known = this.#receivers.get(target);
     if (!known) return undefined;
     let peers: PeerKeys[] | undefined;
+    let unconfirmed = false;
     for (const [hostId, r] of known) {
       if (now - r.seen > RECEIVER_TTL_MS) known.delete(hostId);
-      else (peers ??= []).push(r.peer);
+      else {
+        (peers ??= []).push(r.peer);
+        if (!r.confirmed) unconfirmed = true;
+      }
     }
     if (known.size === 0) this.#receivers.delete(target);
-    return peers;
+    return unconfirmed ? undefined : peers;
   }
 
   /**
-   * A message on a batch's own reply subject: the server's no-responders status (nobody serves
-   * the target), or an answer from something that does not speak wasmlet batches. Either way
-   * the batch's calls fail now rather than at their deadline.
+   * The server's no-responders status on a batch's own reply subject: nobody serves the target,
+   * so the batch's calls fail now rather than at their deadline.
    */
-  #onBatchStatus(token: string, m: Msg): void {
+  #onNoResponders(token: string): void {
     const [firstText, lastText] = token.split('-');
     const first = parseInt(firstText ?? '', 36);
     const last = parseInt(lastText ?? '', 36);
     if (!(first >= 0 && last >= first && last - first < this.#options.maxBatchItems)) return;
-    const noResponders = m.headers?.code === 503;
     for (let seq = first; seq <= last; seq++) {
       const id = seq.toString(36);
       const p = this.#pending.get(id);
       if (!p) continue;
       this.#pending.delete(id);
-      p.reject(
-        noResponders
-          ? new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`)
-          : new InvocationError('BAD_PAYLOAD', `garbled reply from ${p.target}: an answer to the whole batch, not to its calls`),
-      );
+      p.reject(new InvocationError('ACTOR_NOT_FOUND', `nothing on the lattice serves ${p.target}`));
     }
   }
 

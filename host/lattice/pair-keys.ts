@@ -16,7 +16,7 @@
  * public key.
  */
 import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { publicKeyBytes } from '../claims/keys.ts';
+import { encodePublicKey, publicKeyBytes } from '../claims/keys.ts';
 
 export const TAG_BYTES = 16;
 export const FINGERPRINT_BYTES = 8;
@@ -29,6 +29,9 @@ export interface PeerKeys {
   readonly send: Uint8Array;
   /** Key of batches the peer sends to this host. */
   readonly receive: Uint8Array;
+  /** Key of reply batches this host sends to the peer, and of those the peer sends to this host. */
+  readonly replySend: Uint8Array;
+  readonly replyReceive: Uint8Array;
 }
 
 const P = 2n ** 255n - 19n;
@@ -125,14 +128,39 @@ export class PairKeyring {
     } catch {
       return undefined;
     }
-    const key = (from: Uint8Array, to: Uint8Array) => new Uint8Array(hkdfSync('sha256', shared, SALT, Buffer.concat([from, to]), 32));
-    return { fingerprint: raw.slice(0, FINGERPRINT_BYTES), send: key(this.#self, raw), receive: key(raw, this.#self) };
+    const key = (from: Uint8Array, to: Uint8Array, what = '') => new Uint8Array(hkdfSync('sha256', shared, SALT, Buffer.concat([from, to, Buffer.from(what)]), 32));
+    return {
+      fingerprint: raw.slice(0, FINGERPRINT_BYTES),
+      send: key(this.#self, raw),
+      receive: key(raw, this.#self),
+      replySend: key(this.#self, raw, 'reply'),
+      replyReceive: key(raw, this.#self, 'reply'),
+    };
   }
 }
 
-/** The tag of `body` under `key`: HMAC-SHA256, truncated to TAG_BYTES. */
-export function batchTag(key: Uint8Array, body: Uint8Array): Buffer {
-  return createHmac('sha256', key).update(body).digest().subarray(0, TAG_BYTES);
+/** The tag of `body` (after `prefix`, when given) under `key`: HMAC-SHA256, truncated to TAG_BYTES. */
+export function batchTag(key: Uint8Array, body: Uint8Array, prefix?: Uint8Array): Buffer {
+  const h = createHmac('sha256', key);
+  if (prefix !== undefined) h.update(prefix);
+  return h.update(body).digest().subarray(0, TAG_BYTES);
+}
+
+const hostIds = new Map<string, string>();
+
+/**
+ * The host id (`N…`) of 32 raw public-key bytes, as frames carry them: the nkey text is base32
+ * with a CRC, worth computing once per peer rather than once per message (cached, bounded).
+ */
+export function hostIdOfRaw(raw: Uint8Array): string {
+  const k = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+  let id = hostIds.get(k);
+  if (id === undefined) {
+    id = encodePublicKey('server', raw);
+    if (hostIds.size >= 4096) hostIds.clear();
+    hostIds.set(k, id);
+  }
+  return id;
 }
 
 /** Constant-time comparison of a tag from a frame with the one computed here. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { actorTarget, providerTarget } from '../bus.ts';
-import { ctlSubject, decodeKvToken, decodeSubjectToken, encodeKvToken, encodeSubjectToken, eventSubject, latticeIdSchema, rpcSubject } from './subjects.ts';
+import { ctlSubject, latticeBucket, latticeScope, OPEN_SCOPE, subjectPrefix, decodeKvToken, decodeSubjectToken, encodeKvToken, encodeSubjectToken, eventSubject, latticeIdSchema, rpcSubject } from './subjects.ts';
+import { generateKeyPair } from '../claims/keys.ts';
 
 /** What nats-server accepts in a published subject: non-empty tokens, no whitespace, no wildcards. */
 const VALID_SUBJECT = /^[^\s.*>]+(\.[^\s.*>]+)*$/;
@@ -39,11 +40,21 @@ test('KV tokens: valid KV key characters only, injective and reversible', () => 
   }
 });
 
-test('subjects are namespaced by lattice and always valid', () => {
-  assert.equal(rpcSubject('prod', actorTarget('MABC')), 'wasmlet.prod.rpc.actor.MABC');
-  assert.equal(rpcSubject('prod', providerTarget('wasmlet:keyvalue', 'default')), 'wasmlet.prod.rpc.provider.wasmlet:keyvalue.default');
-  assert.equal(ctlSubject('prod', 'host', 'NABC', 'inventory'), 'wasmlet.prod.ctl.host.NABC.inventory');
-  assert.equal(eventSubject('prod', 'actor_started'), 'wasmlet.prod.evt.actor_started');
+test('subjects are namespaced by lattice and issuer scope, and always valid', () => {
+  const P = subjectPrefix('prod', 'i0123456789abcdef');
+  assert.equal(P, 'wasmlet.prod.i0123456789abcdef');
+  assert.equal(rpcSubject(P, actorTarget('MABC')), 'wasmlet.prod.i0123456789abcdef.rpc.actor.MABC');
+  assert.equal(rpcSubject(P, providerTarget('wasmlet:keyvalue', 'default')), 'wasmlet.prod.i0123456789abcdef.rpc.provider.wasmlet:keyvalue.default');
+  assert.equal(ctlSubject(P, 'host', 'NABC', 'inventory'), 'wasmlet.prod.i0123456789abcdef.ctl.host.NABC.inventory');
+  assert.equal(eventSubject(P, 'actor_started'), 'wasmlet.prod.i0123456789abcdef.evt.actor_started');
+  assert.equal(subjectPrefix('prod', OPEN_SCOPE), 'wasmlet.prod.open');
+  // The scope is a digest of the issuer key: two issuers, two subject spaces, two sets of buckets.
+  const [i1, i2] = [generateKeyPair('account').publicKey, generateKeyPair('account').publicKey];
+  assert.match(latticeScope(i1), /^i[0-9a-f]{16}$/);
+  assert.equal(latticeScope(i1), latticeScope(i1));
+  assert.notEqual(latticeScope(i1), latticeScope(i2));
+  assert.notEqual(latticeBucket('prod', latticeScope(i1), 'links'), latticeBucket('prod', latticeScope(i2), 'links'));
+  assert.match(latticeBucket('prod', latticeScope(i1), 'claims'), /^wasmlet_prod_i[0-9a-f]{16}_claims$/);
   for (const s of samples) {
     assert.match(rpcSubject('l', providerTarget('wasmlet:keyvalue', s)), VALID_SUBJECT);
     assert.match(ctlSubject('l', s), VALID_SUBJECT);

@@ -1,12 +1,15 @@
 /**
  * Lattice subject names and the token encoding that keeps them valid.
  *
- * Every subject starts with `wasmlet.<lattice>.`; the lattice id is restricted to letters,
- * digits, `-` and `_` so it is always one safe token (and part of valid KV bucket names).
+ * Every subject starts with `wasmlet.<lattice>.<scope>.`; the lattice id is restricted to
+ * letters, digits, `-` and `_` so it is always one safe token (and part of valid KV bucket
+ * names). The scope is derived from the lattice's issuer (`i` + 16 hex digits of the SHA-256 of
+ * its public key), so two lattices with the same name but different issuers never share a
+ * subject or a queue group; an open lattice (`--insecure`) has the scope `open`.
  *
- *     wasmlet.<lattice>.rpc.<target tokens>     invocations (queue group per target)
- *     wasmlet.<lattice>.ctl.<…>                 control requests (JSON)
- *     wasmlet.<lattice>.evt.<type>              lifecycle events and heartbeats (CloudEvents JSON)
+ *     wasmlet.<lattice>.<scope>.rpc.<target tokens>     invocations (queue group per target)
+ *     wasmlet.<lattice>.<scope>.ctl.<…>                 control requests (JSON)
+ *     wasmlet.<lattice>.<scope>.evt.<type>              lifecycle events and heartbeats (CloudEvents JSON)
  *
  * Bus targets look like `actor.M…` or `provider.wasmlet:keyvalue.default`. NATS treats `.` as
  * the token separator, refuses empty tokens, whitespace and the wildcards `*` and `>`, and
@@ -18,6 +21,7 @@
  * JetStream KV keys allow `A–Z a–z 0–9 _ - / = .` only, so KV keys use the same scheme with
  * `=` as the escape character (`:` escaped too): see `encodeKvToken`.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const latticeIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a lattice id: 1–64 letters, digits, "-" or "_"');
@@ -70,22 +74,35 @@ export function decodeKvToken(token: string): string {
   return token === '=' ? '' : unescapeBytes(token, '=');
 }
 
-/** `wasmlet.<lattice>` */
-export function latticePrefix(lattice: string): string {
-  return `wasmlet.${lattice}`;
+/** The scope of an open lattice (`--insecure`). */
+export const OPEN_SCOPE = 'open';
+
+/** The subject scope of a closed lattice: `i` + 16 hex digits of the SHA-256 of its issuer key. */
+export function latticeScope(issuer: string): string {
+  return `i${createHash('sha256').update(issuer).digest('hex').slice(0, 16)}`;
 }
 
-/** The subject a bus target is served on. */
-export function rpcSubject(lattice: string, target: string): string {
-  return `${latticePrefix(lattice)}.rpc.${target.split('.').map(encodeSubjectToken).join('.')}`;
+/** `wasmlet.<lattice>.<scope>`: every subject of one lattice starts with it. */
+export function subjectPrefix(lattice: string, scope: string): string {
+  return `wasmlet.${lattice}.${scope}`;
 }
 
-/** A control subject: `wasmlet.<lattice>.ctl.<parts…>` (parts encoded as tokens). */
-export function ctlSubject(lattice: string, ...parts: string[]): string {
-  return `${latticePrefix(lattice)}.ctl.${parts.map(encodeSubjectToken).join('.')}`;
+/** The subject a bus target is served on, under a lattice's `prefix`. */
+export function rpcSubject(prefix: string, target: string): string {
+  return `${prefix}.rpc.${target.split('.').map(encodeSubjectToken).join('.')}`;
 }
 
-/** An event subject: `wasmlet.<lattice>.evt.<type>`. */
-export function eventSubject(lattice: string, type: string): string {
-  return `${latticePrefix(lattice)}.evt.${encodeSubjectToken(type)}`;
+/** A control subject: `<prefix>.ctl.<parts…>` (parts encoded as tokens). */
+export function ctlSubject(prefix: string, ...parts: string[]): string {
+  return `${prefix}.ctl.${parts.map(encodeSubjectToken).join('.')}`;
+}
+
+/** An event subject: `<prefix>.evt.<type>`. */
+export function eventSubject(prefix: string, type: string): string {
+  return `${prefix}.evt.${encodeSubjectToken(type)}`;
+}
+
+/** The KV bucket of a lattice's links, or claims: `wasmlet_<lattice>_<scope>_<what>`. */
+export function latticeBucket(lattice: string, scope: string, what: 'links' | 'claims'): string {
+  return `wasmlet_${lattice}_${scope}_${what}`;
 }

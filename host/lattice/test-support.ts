@@ -1,21 +1,45 @@
-/** Test stand-ins for the lattice tests: a fake host behind a ControlServer. */
+/** Test stand-ins for the lattice tests: a lattice issuer in memory, a fake host behind a ControlServer. */
 import { generateKeyPair } from '../claims/keys.ts';
+import { LatticeTrust, mintMemberCredentials, type MemberCredentials, type MemberRole, type MintOptions } from './membership.ts';
 import { ClaimsError, WasmletError } from '../errors.ts';
 import { normalizeLink } from '../links.ts';
 import type { LinkDefinition } from '../types.ts';
 import type { ControlHost, HostInventory, InventoryActor, LinkInput, StartActorRequest, StartedActor } from './control-protocol.ts';
 import type { NatsLinkStore } from './nats-link-store.ts';
 
+/** A lattice issuer held in memory, minting member credentials and trusts (no files). */
+export class TestIssuer {
+  private constructor(
+    readonly lattice: string,
+    readonly issuer: string,
+    readonly issuerSeed: string,
+  ) {}
+
+  static create(lattice = 'test'): TestIssuer {
+    const k = generateKeyPair('account');
+    return new TestIssuer(lattice, k.publicKey, k.seed);
+  }
+
+  creds(role: MemberRole, options: Omit<MintOptions, 'role'> = {}): Promise<MemberCredentials> {
+    return mintMemberCredentials({ lattice: this.lattice, issuer: this.issuer, issuerSeed: this.issuerSeed }, { role, ...options });
+  }
+
+  async trust(role: MemberRole, options: Omit<MintOptions, 'role'> = {}): Promise<LatticeTrust> {
+    return LatticeTrust.closed(await this.creds(role, options));
+  }
+}
+
 /** kvcounter's module key. */
 export const TEST_ACTOR = 'MASCXFM4R6X63UD5MSCDZYCJNPBVSIU6RKMXUPXRKAOSBQ6UY3VT3NPZ';
 
 /** A host stand-in: actors in a map, links in the lattice bucket. */
 export class FakeHost implements ControlHost {
-  readonly id = generateKeyPair('server').publicKey;
   readonly actors = new Map<string, InventoryActor>();
   constructor(
     readonly links: NatsLinkStore,
     readonly zone: string,
+    /** The host id: its member key (`N…`). */
+    readonly id: string = generateKeyPair('server').publicKey,
   ) {}
   labels() {
     return { zone: this.zone };

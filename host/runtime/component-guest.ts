@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { compileFunction } from 'node:vm';
 import { encodeWitResponse, OP_HANDLE_REQUEST, toWitRequest, type WitRequest, type WitResponse } from './component-http.ts';
 import { flushStderr, wasiImports } from './component-wasi.ts';
-import { HTTP_HANDLER_EXPORT, worldImports } from './component-world.ts';
+import { HTTP_HANDLER_EXPORT, MESSAGE_HANDLER_EXPORT, worldImports } from './component-world.ts';
+import { NIL_REPLY, OP_DELIVER_MESSAGE, toWitMessage, type WitMessage } from './component-messaging.ts';
 import { GuestError, type GuestEnv, type GuestFactory, type GuestInstance } from './runtime.ts';
 
 /** What the main thread sends (structured-cloneable). */
@@ -37,6 +38,10 @@ interface LoadedComponent extends ComponentPayload {
 
 interface HttpHandlerExport {
   handleRequest(request: WitRequest): WitResponse;
+}
+
+interface MessageHandlerExport {
+  handleMessage(message: WitMessage): void;
 }
 
 /** A JS exception the actor did not handle, or a trap: the instance must go. */
@@ -125,26 +130,36 @@ export const componentGuestFactory: GuestFactory = {
     const handler = exports[HTTP_HANDLER_EXPORT] as HttpHandlerExport | undefined;
     if (!handler || typeof handler.handleRequest !== 'function') throw new Error(`component does not export ${HTTP_HANDLER_EXPORT}`);
 
+    const messages = exports[MESSAGE_HANDLER_EXPORT] as MessageHandlerExport | undefined;
+    /** Runs an export: `failed` is the actor's error answer, anything else thrown a crash. */
+    const guard = <T>(run: () => T): T => {
+      stderrLines.length = 0;
+      try {
+        return run();
+      } catch (e) {
+        const p = payloadOf(e);
+        if (p?.tag === 'failed') throw new GuestError(String(p.val));
+        if (p?.tag === 'crashed') throw new ComponentCrash(`actor threw: ${String(p.val)}`, { cause: e });
+        flushStderr(imports);
+        const why = e instanceof Error ? e.message : String(e);
+        const said = stderrLines.length ? ` (${stderrLines.slice(-5).join(' | ')})` : '';
+        throw new ComponentCrash(`${why}${said}`, { cause: e });
+      }
+    };
+
     return {
       call(operation: string, msg: Uint8Array): Uint8Array {
-        if (operation !== OP_HANDLE_REQUEST) {
-          throw new GuestError(`component actors answer ${OP_HANDLE_REQUEST} only; no handler for operation ${operation}`);
+        if (operation === OP_HANDLE_REQUEST) {
+          const request = toWitRequest(msg);
+          return encodeWitResponse(guard(() => handler.handleRequest(request)));
         }
-        const request = toWitRequest(msg);
-        let response: WitResponse;
-        stderrLines.length = 0;
-        try {
-          response = handler.handleRequest(request);
-        } catch (e) {
-          const p = payloadOf(e);
-          if (p?.tag === 'failed') throw new GuestError(String(p.val));
-          if (p?.tag === 'crashed') throw new ComponentCrash(`actor threw: ${String(p.val)}`, { cause: e });
-          flushStderr(imports);
-          const why = e instanceof Error ? e.message : String(e);
-          const said = stderrLines.length ? ` (${stderrLines.slice(-5).join(' | ')})` : '';
-          throw new ComponentCrash(`${why}${said}`, { cause: e });
+        if (operation === OP_DELIVER_MESSAGE) {
+          if (!messages || typeof messages.handleMessage !== 'function') throw new GuestError(`this component does not export ${MESSAGE_HANDLER_EXPORT} (rebuild it with the current actors SDK)`);
+          const message = toWitMessage(msg);
+          guard(() => messages.handleMessage(message));
+          return NIL_REPLY;
         }
-        return encodeWitResponse(response);
+        throw new GuestError(`component actors answer ${OP_HANDLE_REQUEST} and ${OP_DELIVER_MESSAGE} only; no handler for operation ${operation}`);
       },
       memoryBytes(): number {
         let n = 0;

@@ -24,11 +24,16 @@ export interface WitResponse {
   body: Uint8Array;
 }
 
-function text(value: unknown, field: string): string {
+/** A string field of an operation's payload (`bin` read as UTF-8, nil as ""); GuestError otherwise. */
+export function payloadText(value: unknown, op: string, field: string): string {
   if (value == null) return '';
   if (typeof value === 'string') return value;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
-  throw new GuestError(`bad HandleRequest payload: ${field} is not a string`);
+  throw new GuestError(`bad ${op} payload: ${field} is not a string`);
+}
+
+function text(value: unknown, field: string): string {
+  return payloadText(value, OP_HANDLE_REQUEST, field);
 }
 
 /** Decodes a HandleRequest payload. Throws GuestError (the instance is untouched) when it is not one. */

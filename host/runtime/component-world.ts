@@ -10,13 +10,15 @@
  * here is an `ImportFailure` (a plain object, not an Error: no stack to capture on each failure).
  */
 import { decode, encode } from '../codec.ts';
-import { KEY_VALUE, LOGGING } from '../contracts.ts';
+import { EXTRAS, HTTP_CLIENT, KEY_VALUE, LOGGING, MESSAGING } from '../contracts.ts';
 import type { GuestEnv, GuestLogLevel } from './runtime.ts';
 
 export const WORLD_PACKAGE = 'wasmlet:actor';
 export const WORLD_VERSION = '0.1.0';
 /** The export every component actor must have. */
 export const HTTP_HANDLER_EXPORT = `${WORLD_PACKAGE}/http-handler@${WORLD_VERSION}`;
+/** Where messages are delivered (components built before it existed do not have it). */
+export const MESSAGE_HANDLER_EXPORT = `${WORLD_PACKAGE}/message-handler@${WORLD_VERSION}`;
 
 /** Interfaces (as jco names them, without versions) the host can satisfy. */
 export const SUPPORTED_IMPORTS: ReadonlySet<string> = new Set([
@@ -26,6 +28,10 @@ export const SUPPORTED_IMPORTS: ReadonlySet<string> = new Set([
   'wasmlet:actor/logging',
   'wasmlet:actor/console',
   'wasmlet:actor/config',
+  'wasmlet:actor/message-types',
+  'wasmlet:actor/messaging',
+  'wasmlet:actor/http-client',
+  'wasmlet:actor/extras',
   'wasi:cli/stderr',
   'wasi:clocks/monotonic-clock',
   'wasi:clocks/wall-clock',
@@ -62,8 +68,9 @@ const WASCC_LEVEL: Record<Level, number> = { error: 1, warn: 2, info: 3, debug: 
 export function classifyHostError(message: string): string {
   if (/timed out|deadline|did not answer .* in time/i.test(message)) return 'timeout';
   if (/not allowed to call/.test(message)) return 'not-claimed';
+  if (/ALLOWED_HOSTS|is reserved/.test(message)) return 'not-allowed';
   if (/has no link|has no [\w-]+ link named/.test(message)) return 'not-linked';
-  if (/WRONGTYPE|not an integer|out of range|overflow|must be|missing field|at least one key|does not fit|payload must/.test(message)) return 'bad-request';
+  if (/WRONGTYPE|not an integer|out of range|overflow|must be|missing field|at least one key|does not fit|payload must|only http:\/\/ and https:\/\/|cannot have a body|credentials in the URL|method "[^"]*" is not allowed|not a plain subject|empty token|more than \d+$/.test(message)) return 'bad-request';
   if (/nothing serves|no provider|not running|unavailable|disconnected|stopped|ECONNREFUSED|connection/i.test(message)) return 'unavailable';
   return 'failed';
 }
@@ -127,12 +134,41 @@ const exists: Pick<boolean> = (r) => {
   return r.exists;
 };
 
+/** waSCC's header map: one string per name, repeats joined with ", ". */
+function joinHeaders(headers: ReadonlyArray<readonly [string, string]>): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const [name, value] of headers) {
+    const k = name.toLowerCase();
+    out[k] = out[k] === undefined ? value : `${out[k]}, ${value}`;
+  }
+  return out;
+}
+
+const httpResponse: Pick<{ status: number; headers: Array<[string, string]>; body: Uint8Array }> = (r) => {
+  const status = r.statusCode;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 999) throw new Error('reply field "statusCode" is not a status code');
+  const header = r.header ?? {};
+  if (typeof header !== 'object' || Array.isArray(header)) throw new Error('reply field "header" is not a map');
+  const headers = Object.entries(header as Record<string, unknown>).map(([k, v]): [string, string] => [k, String(v)]);
+  const body = r.body == null ? new Uint8Array(0) : r.body;
+  if (!(body instanceof Uint8Array)) throw new Error('reply field "body" is not bytes');
+  return { status, headers, body };
+};
+
+/** jco lowers `u64` from a bigint. */
+const sequenceNumber: Pick<bigint> = (r) => {
+  const v = r.sequenceNumber;
+  if (typeof v === 'bigint' && v >= 0n) return v;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return BigInt(v);
+  throw new Error('reply field "sequenceNumber" is not an unsigned integer');
+};
+
 /**
  * The `wasmlet:actor` imports for one instance. Fallible ones return their `ok` value or throw
  * an ImportFailure (see above); the others never throw.
  */
 export function worldImports(env: GuestEnv, config: Readonly<Record<string, string>>): Record<string, Record<string, unknown>> {
-  function call<T>(link: string, namespace: string, operation: string, payload: unknown, pick: Pick<T>): T {
+  function raw(link: string, namespace: string, operation: string, payload: unknown): Uint8Array {
     let result: ReturnType<GuestEnv['hostCall']>;
     try {
       result = env.hostCall(link, namespace, operation, encodeExact(payload));
@@ -140,9 +176,13 @@ export function worldImports(env: GuestEnv, config: Readonly<Record<string, stri
       throw new ImportFailure('failed', `${operation}: ${e instanceof Error ? e.message : String(e)}`);
     }
     if ('error' in result) throw new ImportFailure(classifyHostError(result.error), result.error);
+    return result.ok;
+  }
+  function call<T>(link: string, namespace: string, operation: string, payload: unknown, pick: Pick<T>): T {
+    const bytes = raw(link, namespace, operation, payload);
     let reply: unknown;
     try {
-      reply = result.ok.byteLength ? decode(result.ok) : {};
+      reply = bytes.byteLength ? decode(bytes) : {};
     } catch (e) {
       throw new ImportFailure('failed', `${operation}: the provider's reply is not msgpack: ${(e as Error).message}`);
     }
@@ -183,7 +223,23 @@ export function worldImports(env: GuestEnv, config: Readonly<Record<string, stri
     get: (key: string) => (Object.hasOwn(config, key) ? config[key] : undefined),
     getAll: () => Object.entries(config),
   };
+  const messaging = {
+    publish: (link: string, subject: string, replyTo: string, body: Uint8Array) => call(link, MESSAGING, 'Publish', { subject, replyTo, body }, none),
+    // The answer's body, as it came: no wrapper to decode.
+    request: (link: string, subject: string, body: Uint8Array, timeoutMs: number) => raw(link, MESSAGING, 'Request', { subject, body, timeout: timeoutMs }),
+  };
+  const httpClient = {
+    send: (link: string, req: { method: string; url: string; headers: Array<[string, string]>; body: Uint8Array }) =>
+      call(link, HTTP_CLIENT, 'PerformRequest', { method: req.method, path: req.url, queryString: '', header: joinHeaders(req.headers), body: req.body }, httpResponse),
+  };
+  const extras = {
+    sequence: (link: string) => call(link, EXTRAS, 'RequestSequence', { guid: false, sequence: true, random: false, min: 0, max: 0 }, sequenceNumber),
+  };
   return {
+    'wasmlet:actor/messaging': messaging,
+    'wasmlet:actor/message-types': {},
+    'wasmlet:actor/http-client': httpClient,
+    'wasmlet:actor/extras': extras,
     'wasmlet:actor/keyvalue': keyvalue,
     'wasmlet:actor/logging': logging,
     'wasmlet:actor/console': consoleImport,

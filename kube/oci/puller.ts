@@ -62,6 +62,12 @@ export const imagePullerOptionsSchema = z.object({
   cacheDir: z.string().min(1),
   /** Registries (`host` or `host:port`) reachable over plain HTTP. Loopback always is. Default none. */
   insecureRegistries: z.array(z.string().min(1)).default([]),
+  /**
+   * Registry mirrors, as containerd's: images named under a registry host (the key, e.g.
+   * `127.0.0.1:5000`) are fetched from another (the value). References, cache keys and imageIDs
+   * keep the name the pod gave. Default none.
+   */
+  mirrors: z.record(z.string().min(1), z.string().min(1)).default({}),
   timeouts: timeoutsSchema.prefault({}),
   /** Largest manifest accepted. Default 4 MiB. */
   maxManifestBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
@@ -133,7 +139,7 @@ class RegistryImagePuller implements ImagePuller {
       }
     }
     const client = new RegistryClient({
-      registry: image.registry,
+      registry: this.#o.mirrors[image.registry] ?? image.registry,
       credentials: creds,
       insecureRegistries: this.#o.insecureRegistries,
       requestTimeoutMs: this.#o.timeouts.requestMs,

@@ -92,6 +92,18 @@ export async function startKubeletHarness(opts: { agent?: Partial<NodeAgentOptio
   return h;
 }
 
+/** A loopback /24 of its own, so test files running at once do not share addresses. */
+export function loopbackCidr(): { cidr: string; prefix: string } {
+  const octet = 20 + Math.floor(Math.random() * 200);
+  const third = Math.floor(Math.random() * 250);
+  return { cidr: `127.${octet}.${third}.0/24`, prefix: `127.${octet}.${third}.` };
+}
+
+/** The host instance id of a pod's actor container. */
+export function instanceOf(pod: string, container = 'app', namespace = 'default'): string {
+  return `${namespace}/${pod}/${container}`;
+}
+
 /** A pod bound to the test node, tolerating its taints. */
 export function podManifest(name: string, spec: Partial<NonNullable<V1Pod['spec']>> & { annotations?: Record<string, string>; labels?: Record<string, string>; namespace?: string } = {}): Record<string, unknown> {
   const { annotations, labels, namespace, ...rest } = spec;

@@ -60,6 +60,12 @@ export interface NatsServerOptions {
   startTimeoutMs?: number;
   /** Use this client port instead of a free one (the cluster helper picks ports up front). */
   port?: number;
+  /**
+   * A configuration of the caller's own, in nats-server's configuration format, for the port and
+   * JetStream store dir given (e.g. what `wasmlet lattice nats-config` prints). Replaces every
+   * other option but `binary`, `port` and `startTimeoutMs`; the monitoring port is added.
+   */
+  configText?: (listen: { port: number; storeDir: string }) => string | Promise<string>;
 }
 
 export interface NatsServer {
@@ -139,7 +145,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const binary = options.binary ?? defaultBinary();
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
   const dir = await mkdtemp(join(tmpdir(), 'wasmlet-nats-'));
-  const configFile = join(dir, 'nats-server.json');
+  const configFile = join(dir, options.configText ? 'nats-server.conf' : 'nats-server.json');
 
   // Another process may grab a free port between our probe and the server binding it: retry.
   let port = 0;
@@ -151,7 +157,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       port = options.port ?? (await distinctFreePort());
       monitorPort = await distinctFreePort();
       name = options.name ?? `wasmlet-test-${port}`;
-      await writeFile(configFile, JSON.stringify(buildConfig(options, port, monitorPort, name, dir), null, 2));
+      const text = options.configText
+        ? `${await options.configText({ port, storeDir: join(dir, 'jetstream') })}\nhttp: "127.0.0.1:${monitorPort}"\nserver_name: "${name}"\n`
+        : JSON.stringify(buildConfig(options, port, monitorPort, name, dir), null, 2);
+      await writeFile(configFile, text);
       return launch({ binary, port, configFile, startTimeoutMs });
     });
   } catch (err) {

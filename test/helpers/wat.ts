@@ -3,7 +3,7 @@
  * exercise the same claims path as real actors.
  */
 import wabtInit from 'wabt';
-import { encode, generateKeyPair, signActor } from '../../host/index.ts';
+import { appendCustomSection, computeModuleHash, encode, encodeJwt, generateKeyPair, signActor, stripCustomSections } from '../../host/index.ts';
 
 let wabtPromise: ReturnType<typeof wabtInit> | undefined;
 
@@ -39,7 +39,21 @@ export function signTestActor(bytes: Uint8Array, options: { name: string; caps: 
   return { bytes: signed.bytes, id: signed.claims.sub };
 }
 
-function watBytes(bytes: Uint8Array): string {
+/** Every import of the waPC ABI, as WAT, with the function names the test actors use. */
+export const WAPC_IMPORTS = `  (import "wapc" "__guest_request" (func $guest_request (param i32 i32)))
+  (import "wapc" "__guest_response" (func $guest_response (param i32 i32)))
+  (import "wapc" "__guest_error" (func $guest_error (param i32 i32)))
+  (import "wapc" "__host_call" (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wapc" "__host_response_len" (func $host_response_len (result i32)))
+  (import "wapc" "__host_response" (func $host_response (param i32)))
+  (import "wapc" "__host_error_len" (func $host_error_len (result i32)))
+  (import "wapc" "__host_error" (func $host_error (param i32)))
+  (import "wapc" "__console_log" (func $console_log (param i32 i32)))
+`;
+
+/** Bytes (or a string's UTF-8) as a WAT data string. */
+export function watBytes(bytes: Uint8Array | string): string {
+  if (typeof bytes === 'string') bytes = Buffer.from(bytes);
   return [...bytes].map((b) => '\\' + b.toString(16).padStart(2, '0')).join('');
 }
 
@@ -62,16 +76,7 @@ export const TOOLBOX_HTTP_BODY = 'toolbox ok';
 export function toolboxWat(): string {
   const http = encode({ statusCode: 200, status: 'OK', header: { 'content-type': 'text/plain' }, body: new TextEncoder().encode(TOOLBOX_HTTP_BODY) });
   return `(module
-  (import "wapc" "__guest_request" (func $guest_request (param i32 i32)))
-  (import "wapc" "__guest_response" (func $guest_response (param i32 i32)))
-  (import "wapc" "__guest_error" (func $guest_error (param i32 i32)))
-  (import "wapc" "__host_call" (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "wapc" "__host_response_len" (func $host_response_len (result i32)))
-  (import "wapc" "__host_response" (func $host_response (param i32)))
-  (import "wapc" "__host_error_len" (func $host_error_len (result i32)))
-  (import "wapc" "__host_error" (func $host_error (param i32)))
-  (import "wapc" "__console_log" (func $console_log (param i32 i32)))
-  (memory (export "memory") 4)
+${WAPC_IMPORTS}  (memory (export "memory") 4)
   (global $busy (mut i32) (i32.const 0))
   (data (i32.const 512) "Get")
   (data (i32.const 520) "reentered")
@@ -188,4 +193,21 @@ export function growerWat(): string {
     (call $guest_response (i32.const 64) (i32.const 2))
     (i32.const 1))
 )`;
+}
+
+/**
+ * Signs like `signTestActor`, with extra `wascap` fields (e.g. `call_alias`, which the signing
+ * API does not write): the claims are built here and signed with the test account.
+ */
+export function signTestActorWith(bytes: Uint8Array, options: { name: string; caps: string[]; wascap: Record<string, unknown> }): SignedTestActor {
+  const stripped = stripCustomSections(bytes, ['jwt', 'wasmcloud_jwt']);
+  const sub = generateKeyPair('module').publicKey;
+  const claims = {
+    jti: `test-${sub.slice(1, 12)}`,
+    iat: Math.floor(Date.now() / 1000),
+    iss: testAccount.publicKey,
+    sub,
+    wascap: { name: options.name, hash: computeModuleHash(stripped), tags: [], caps: options.caps, prov: false, ...options.wascap },
+  };
+  return { bytes: appendCustomSection(stripped, 'jwt', encodeJwt(claims, testAccount.seed)), id: sub };
 }

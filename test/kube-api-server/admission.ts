@@ -3,6 +3,7 @@
  * server-owned fields, and the validation that clients actually run into (names, metadata types,
  * pod containers, pod spec immutability). Failures are 422 `Invalid` with field causes.
  */
+import { admitWorkload } from './workload-admission.ts';
 import { badRequest, invalid, type FieldCause } from './api-error.ts';
 import type { ResourceDef } from './resources.ts';
 import { isLabelValue, isQualifiedName } from './selectors.ts';
@@ -90,7 +91,7 @@ const DEFAULT_TOLERATIONS = [
   { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
 ];
 
-function defaultPod(pod: KubeObject): void {
+export function defaultPod(pod: KubeObject): void {
   const spec = pod.spec as Record<string, unknown>;
   spec.restartPolicy ??= 'Always';
   spec.terminationGracePeriodSeconds ??= 30;
@@ -110,7 +111,7 @@ function defaultPod(pod: KubeObject): void {
   spec.tolerations = tolerations;
 }
 
-function validatePod(pod: KubeObject): FieldCause[] {
+export function validatePod(pod: KubeObject): FieldCause[] {
   const causes: FieldCause[] = [];
   const spec = pod.spec;
   if (!isPlainObject(spec)) return [{ field: 'spec', message: 'Required value', reason: 'FieldValueRequired' }];
@@ -225,6 +226,8 @@ export function admitCreate(def: ResourceDef, obj: KubeObject): void {
     case 'configmaps':
       causes.push(...validateConfigMap(obj));
       break;
+    default:
+      causes.push(...admitWorkload(def, obj, undefined));
   }
   if (causes.length) throw invalid(def.kind, obj.metadata.name ?? '', causes, def.group);
 }
@@ -250,6 +253,8 @@ export function admitUpdate(def: ResourceDef, obj: KubeObject, old: KubeObject):
     case 'configmaps':
       causes.push(...validateConfigMap(obj));
       break;
+    default:
+      causes.push(...admitWorkload(def, obj, old));
   }
   if (causes.length) throw invalid(def.kind, obj.metadata.name ?? '', causes, def.group);
 }

@@ -9,7 +9,9 @@ import { parse as parseYaml } from 'yaml';
 import { ApiError, badRequest, methodNotAllowed, successStatus, unsupportedMediaType } from './api-error.ts';
 import { Query, parseJsonBody, readBody, sendJson } from './http-util.ts';
 import { kubeletLogUrl, proxyLogs, type KubeletClientCredentials } from './log-proxy.ts';
+import { parseFieldValidation, validateFields } from './field-validation.ts';
 import { patchTypeOf } from './patch.ts';
+import { STREAM_SUBRESOURCES, upgradeRequired } from './stream-proxy.ts';
 import type { DeleteOptions, Registry } from './registry.ts';
 import { apiVersionOf, type ResourceDef } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, type ObjectFilter } from './selectors.ts';
@@ -117,12 +119,18 @@ function dryRunUnsupported(): ApiError {
   return badRequest('dryRun is not supported by this test API server');
 }
 
+/** `Warning: 299 - "…"` headers, as the real server sends them (fieldValidation=Warn). */
+function warn(res: ServerResponse, warnings: string[]): void {
+  if (warnings.length) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+}
+
 export async function handleResource(ctx: HandlerContext, r: ResourceRequest, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const { def, namespace, name, subresource } = r;
   const q = new Query(url.searchParams);
   const method = req.method ?? 'GET';
   if (q.string('dryRun') && method !== 'GET') throw dryRunUnsupported();
 
+  if (subresource !== undefined && STREAM_SUBRESOURCES.includes(subresource)) throw upgradeRequired();
   if (subresource === 'log') {
     if (method !== 'GET') throw methodNotAllowed(`${method} is not supported on pods/log`);
     const target = kubeletLogUrl(ctx.registry, namespace!, name!, q);
@@ -189,14 +197,22 @@ export async function handleResource(ctx: HandlerContext, r: ResourceRequest, re
       }
       if (name !== undefined) throw methodNotAllowed(`POST is not supported on a named ${def.singular}`);
       if (def.namespaced && namespace === undefined) throw methodNotAllowed(`create ${def.plural} inside a namespace: POST to .../namespaces/{namespace}/${def.plural}`);
-      sendJson(res, 201, ctx.registry.create(def, namespace, await readObjectBody(req)));
+      const body = await readObjectBody(req);
+      const warnings = validateFields(def, body, parseFieldValidation(q.string('fieldValidation')));
+      const created = ctx.registry.create(def, namespace, body);
+      warn(res, warnings);
+      sendJson(res, 201, created);
       return;
     }
     case 'PUT': {
       if (name === undefined) throw methodNotAllowed(`PUT is not supported on a ${def.singular} collection`);
       if (subresource !== undefined && subresource !== 'status' && subresource !== 'finalize') throw methodNotAllowed(`PUT is not supported on ${def.plural}/${subresource}`);
       const target = subresource === 'status' ? 'status' : subresource === 'finalize' ? 'finalize' : 'main';
-      sendJson(res, 200, ctx.registry.update(def, namespace, name, await readObjectBody(req), target));
+      const body = await readObjectBody(req);
+      const warnings = validateFields(def, body, parseFieldValidation(q.string('fieldValidation')));
+      const updated = ctx.registry.update(def, namespace, name, body, target);
+      warn(res, warnings);
+      sendJson(res, 200, updated);
       return;
     }
     case 'PATCH': {
@@ -205,7 +221,18 @@ export async function handleResource(ctx: HandlerContext, r: ResourceRequest, re
       const type = patchTypeOf(req.headers['content-type']);
       const existed = ctx.registry.store.peek(def.plural, namespace, name) !== undefined;
       const body = await readBody(req);
+      let warnings: string[] = [];
+      if (type !== 'json') {
+        let doc: unknown;
+        try {
+          doc = type === 'apply' ? parseYaml(body) : JSON.parse(body);
+        } catch {
+          doc = undefined; // the patch itself reports what is wrong with it
+        }
+        warnings = validateFields(def, doc, parseFieldValidation(q.string('fieldValidation')), { patch: type !== 'apply' });
+      }
       const out = ctx.registry.patch(def, namespace, name, type, body, subresource === 'status' ? 'status' : 'main', q.string('fieldManager'));
+      warn(res, warnings);
       sendJson(res, existed ? 200 : 201, out);
       return;
     }

@@ -71,6 +71,11 @@ export class KubeStore {
     return this.registry.delete(defOf(resource), namespace, name, options);
   }
 
+  /** Binds a pod to a node, as a POST to `pods/{name}/binding` does (a scheduler's write). */
+  bind(namespace: string, name: string, nodeName: string): void {
+    this.registry.bind(namespace, name, { target: { kind: 'Node', name: nodeName } });
+  }
+
   /** Calls `listener` for every change from now on; returns the unsubscribe function. */
   subscribe(listener: (event: StoreEvent) => void): () => void {
     return this.registry.store.subscribe((e) => listener(structuredClone(e)));

@@ -31,18 +31,12 @@ function names(list: unknown): string[] {
   return Array.isArray(list) ? list.flatMap((c) => (isPlainObject(c) && typeof c.name === 'string' ? [c.name] : [])) : [];
 }
 
-/** Works out the kubelet URL for a pod's container log; throws the API error a client should see. */
-export function kubeletLogUrl(registry: Registry, namespace: string, podName: string, query: Query): URL {
+/** The kubelet of a pod's node (`https://<address>:<port>`) and the pod's container names. */
+export function kubeletOf(registry: Registry, namespace: string, podName: string): { base: string; containers: string[]; all: string[] } {
   const pod = registry.get(resourceByPlural('pods')!, namespace, podName);
   const spec = isPlainObject(pod.spec) ? pod.spec : {};
   const containers = names(spec.containers);
   const all = [...containers, ...names(spec.initContainers), ...names(spec.ephemeralContainers)];
-  let container = query.string('container');
-  if (!container) {
-    if (containers.length !== 1) throw badRequest(`a container name must be specified for pod ${podName}, choose one of: [${containers.join(' ')}]`);
-    container = containers[0]!;
-  }
-  if (!all.includes(container)) throw badRequest(`container ${container} is not valid for pod ${podName}`);
   const nodeName = typeof spec.nodeName === 'string' ? spec.nodeName : '';
   if (!nodeName) throw badRequest(`pod ${podName} does not have a host assigned`);
   const node = registry.store.peek('nodes', undefined, nodeName);
@@ -62,7 +56,25 @@ export function kubeletLogUrl(registry: Registry, namespace: string, podName: st
   const kubelet = isPlainObject(endpoints.kubeletEndpoint) ? endpoints.kubeletEndpoint : {};
   const port = typeof kubelet.Port === 'number' && kubelet.Port > 0 ? kubelet.Port : DEFAULT_KUBELET_PORT;
   const host = address.includes(':') ? `[${address}]` : address;
-  const url = new URL(`https://${host}:${port}/containerLogs/${encodeURIComponent(namespace)}/${encodeURIComponent(podName)}/${encodeURIComponent(container)}`);
+  return { base: `https://${host}:${port}`, containers, all };
+}
+
+/** The container a request names, or the pod's only one; throws the 400 a client should see. */
+export function containerOf(query: Query, podName: string, pod: { containers: string[]; all: string[] }): string {
+  let container = query.string('container');
+  if (!container) {
+    if (pod.containers.length !== 1) throw badRequest(`a container name must be specified for pod ${podName}, choose one of: [${pod.containers.join(' ')}]`);
+    container = pod.containers[0]!;
+  }
+  if (!pod.all.includes(container)) throw badRequest(`container ${container} is not valid for pod ${podName}`);
+  return container;
+}
+
+/** Works out the kubelet URL for a pod's container log; throws the API error a client should see. */
+export function kubeletLogUrl(registry: Registry, namespace: string, podName: string, query: Query): URL {
+  const kubelet = kubeletOf(registry, namespace, podName);
+  const container = containerOf(query, podName, kubelet);
+  const url = new URL(`${kubelet.base}/containerLogs/${encodeURIComponent(namespace)}/${encodeURIComponent(podName)}/${encodeURIComponent(container)}`);
   for (const p of FORWARDED) {
     const v = query.string(p);
     if (v !== undefined && v !== '') url.searchParams.set(p, v);

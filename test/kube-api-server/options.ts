@@ -32,6 +32,11 @@ export const kubeApiServerOptionsSchema = z.object({
       ca: pem.optional(),
     })
     .default({}),
+  /**
+   * Run the cluster's other parts in the server: scheduler, Deployment/ReplicaSet controllers,
+   * endpoint controllers, garbage collector (controllers/). Default false: tests play them.
+   */
+  controllers: z.boolean().default(false),
   /** Directory for the kubeconfig file. Default: a fresh temporary directory, removed by close(). */
   kubeconfigDir: z.string().min(1).optional(),
 });

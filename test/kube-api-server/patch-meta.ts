@@ -24,17 +24,29 @@ function containerLists(prefix: string): Record<string, ListMergeMeta> {
   };
 }
 
+/** The lists of a pod spec, at `prefix` (`spec` for a Pod, `spec.template.spec` for a template). */
+function podSpecLists(prefix: string): Record<string, ListMergeMeta> {
+  return {
+    ...containerLists(`${prefix}.containers`),
+    ...containerLists(`${prefix}.initContainers`),
+    ...containerLists(`${prefix}.ephemeralContainers`),
+    [`${prefix}.volumes`]: { mergeKey: 'name' },
+    [`${prefix}.imagePullSecrets`]: { mergeKey: 'name' },
+    [`${prefix}.hostAliases`]: { mergeKey: 'ip' },
+    [`${prefix}.topologySpreadConstraints`]: { mergeKey: 'topologyKey' },
+    [`${prefix}.resourceClaims`]: { mergeKey: 'name' },
+    [`${prefix}.schedulingGates`]: { mergeKey: 'name' },
+  };
+}
+
+const WORKLOAD = { ...podSpecLists('spec.template.spec'), 'status.conditions': { mergeKey: 'type' } };
+
 const BY_KIND: Record<string, Record<string, ListMergeMeta>> = {
+  Deployment: WORKLOAD,
+  ReplicaSet: WORKLOAD,
+  Service: { 'spec.ports': { mergeKey: 'port' } },
   Pod: {
-    ...containerLists('spec.containers'),
-    ...containerLists('spec.initContainers'),
-    ...containerLists('spec.ephemeralContainers'),
-    'spec.volumes': { mergeKey: 'name' },
-    'spec.imagePullSecrets': { mergeKey: 'name' },
-    'spec.hostAliases': { mergeKey: 'ip' },
-    'spec.topologySpreadConstraints': { mergeKey: 'topologyKey' },
-    'spec.resourceClaims': { mergeKey: 'name' },
-    'spec.schedulingGates': { mergeKey: 'name' },
+    ...podSpecLists('spec'),
     'status.conditions': { mergeKey: 'type' },
     'status.podIPs': { mergeKey: 'ip' },
     'status.hostIPs': { mergeKey: 'ip' },

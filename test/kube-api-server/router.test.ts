@@ -47,7 +47,8 @@ describe('route', () => {
     for (const p of [
       '/api/v2/pods',
       '/api/v1/deployments',
-      '/apis/apps/v1/namespaces/default/deployments',
+      '/apis/batch/v1/namespaces/default/jobs',
+      '/apis/apps/v1/namespaces/default/statefulsets',
       '/api/v1/pods/p1',
       '/api/v1/namespaces/default/nodes/n1',
       '/api/v1/namespaces/default/configmaps/c/status',

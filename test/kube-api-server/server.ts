@@ -12,10 +12,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ApiError, failureStatus, type StatusReason } from './api-error.ts';
+import { ApiError, badRequest, failureStatus, type StatusReason } from './api-error.ts';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, versionInfo } from './discovery.ts';
 import { handleResource, type HandlerContext } from './handlers.ts';
 import { sendError, sendJson } from './http-util.ts';
+import { startControllers, type Controllers } from './controllers/index.ts';
 import { KubeStore } from './kube-store.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { openApiDocument, openApiRoot } from './openapi.ts';
@@ -24,6 +25,7 @@ import { Registry } from './registry.ts';
 import { resourceByPlural } from './resources.ts';
 import { pathNotFound, route } from './router.ts';
 import { Store } from './store.ts';
+import { kubeletStreamPath, proxyUpgrade, refuseUpgrade, STREAM_SUBRESOURCES, tunnelPortForward, wantsSpdyTunnel } from './stream-proxy.ts';
 import { generateTestCertificate, type TlsMaterial } from './tls.ts';
 import type { ActiveWatch } from './watch.ts';
 
@@ -100,6 +102,7 @@ class KubeApiServerImpl implements KubeApiServer {
   private httpPort: number;
   private httpsPort: number;
   private ownKubeconfigDir: string | undefined;
+  private controllers: Controllers | undefined;
   private closed = false;
 
   constructor(
@@ -145,6 +148,7 @@ class KubeApiServerImpl implements KubeApiServer {
     const dir = this.options.kubeconfigDir ?? (this.ownKubeconfigDir = await mkdtemp(join(tmpdir(), 'kube-api-server-')));
     this.kubeconfigPath = join(dir, 'kubeconfig.yaml');
     await writeKubeconfig(this.kubeconfigPath, { server: this.server, ca: this.options.https ? this.tls.cert : undefined, token: this.token });
+    if (this.options.controllers) this.controllers = startControllers(this.store, this.logger);
   }
 
   compactHistory(): void {
@@ -188,6 +192,7 @@ class KubeApiServerImpl implements KubeApiServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.controllers?.stop();
     await this.stop();
     if (this.ownKubeconfigDir) await rm(this.ownKubeconfigDir, { recursive: true, force: true });
   }
@@ -205,6 +210,7 @@ class KubeApiServerImpl implements KubeApiServer {
         this.sockets.add(sock);
         sock.on('close', () => this.sockets.delete(sock));
       });
+      s.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => this.upgrade(req, sock, head));
       s.on('clientError', (err, sock: Socket) => {
         this.logger.debug({ err }, 'malformed HTTP request');
         sock.destroy();
@@ -239,6 +245,22 @@ class KubeApiServerImpl implements KubeApiServer {
     const f = this.faults[i]!;
     if (--f.left <= 0) this.faults.splice(i, 1);
     return f;
+  }
+
+  /** Upgrade requests: only pods' exec, attach and portforward, proxied to the pod's kubelet. */
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search, status: 101 });
+    try {
+      if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+      const r = route(url.pathname);
+      if (r.kind !== 'resource' || r.def.plural !== 'pods' || !r.subresource || !STREAM_SUBRESOURCES.includes(r.subresource)) throw badRequest(`${url.pathname} does not upgrade connections`);
+      const target = kubeletStreamPath(this.registry, r.namespace!, r.name!, r.subresource, url);
+      if (r.subresource === 'portforward' && wantsSpdyTunnel(req)) tunnelPortForward(req, socket, head, target, this.ctx.kubeletClient, this.logger);
+      else proxyUpgrade(req, socket, head, target, this.ctx.kubeletClient, this.logger);
+    } catch (err) {
+      refuseUpgrade(socket, err);
+    }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

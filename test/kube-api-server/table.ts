@@ -50,6 +50,10 @@ function podStatus(o: KubeObject): string {
   return reason;
 }
 
+function nodeAddress(o: KubeObject, type: string): string {
+  return str(get(list(get(o, 'status', 'addresses')).find((a) => get(a, 'type') === type), 'address'));
+}
+
 const NAME: Column = { name: 'Name', type: 'string', format: 'name', cell: (o) => o.metadata.name ?? '' };
 const AGE: Column = { name: 'Age', type: 'string', cell: (o) => humanAge(o.metadata.creationTimestamp) };
 
@@ -81,6 +85,11 @@ const COLUMNS: Record<string, Column[]> = {
     { name: 'Roles', type: 'string', cell: () => '<none>' },
     AGE,
     { name: 'Version', type: 'string', cell: (o) => str(get(o, 'status', 'nodeInfo', 'kubeletVersion'), '') },
+    { name: 'Internal-IP', type: 'string', priority: 1, cell: (o) => nodeAddress(o, 'InternalIP') },
+    { name: 'External-IP', type: 'string', priority: 1, cell: (o) => nodeAddress(o, 'ExternalIP') },
+    { name: 'OS-Image', type: 'string', priority: 1, cell: (o) => str(get(o, 'status', 'nodeInfo', 'osImage'), '<unknown>') },
+    { name: 'Kernel-Version', type: 'string', priority: 1, cell: (o) => str(get(o, 'status', 'nodeInfo', 'kernelVersion'), '<unknown>') },
+    { name: 'Container-Runtime', type: 'string', priority: 1, cell: (o) => str(get(o, 'status', 'nodeInfo', 'containerRuntimeVersion'), '<unknown>') },
   ],
   namespaces: [NAME, { name: 'Status', type: 'string', cell: (o) => str(get(o, 'status', 'phase'), '') }, AGE],
   configmaps: [NAME, { name: 'Data', type: 'integer', cell: (o) => Object.keys(get(o, 'data') ?? {}).length + Object.keys(get(o, 'binaryData') ?? {}).length }, AGE],
@@ -94,6 +103,45 @@ const COLUMNS: Record<string, Column[]> = {
   ],
   leases: [NAME, { name: 'Holder', type: 'string', cell: (o) => str(get(o, 'spec', 'holderIdentity'), '') }, AGE],
   serviceaccounts: [NAME, { name: 'Secrets', type: 'integer', cell: (o) => list(get(o, 'secrets')).length }, AGE],
+  services: [
+    NAME,
+    { name: 'Type', type: 'string', cell: (o) => str(get(o, 'spec', 'type'), 'ClusterIP') },
+    { name: 'Cluster-IP', type: 'string', cell: (o) => str(get(o, 'spec', 'clusterIP')) },
+    { name: 'External-IP', type: 'string', cell: () => '<none>' },
+    { name: 'Port(s)', type: 'string', cell: (o) => list(get(o, 'spec', 'ports')).map((p) => `${String(get(p, 'port'))}/${str(get(p, 'protocol'), 'TCP')}`).join(',') || '<none>' },
+    AGE,
+    { name: 'Selector', type: 'string', priority: 1, cell: (o) => Object.entries((get(o, 'spec', 'selector') as Record<string, string> | undefined) ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>' },
+  ],
+  endpoints: [
+    NAME,
+    {
+      name: 'Endpoints',
+      type: 'string',
+      cell: (o) => list(get(o, 'subsets')).flatMap((ss) => list(get(ss, 'addresses')).flatMap((a) => list(get(ss, 'ports')).map((p) => `${String(get(a, 'ip'))}:${String(get(p, 'port'))}`))).join(',') || '<none>',
+    },
+    AGE,
+  ],
+  endpointslices: [
+    NAME,
+    { name: 'AddressType', type: 'string', cell: (o) => str(get(o, 'addressType'), '') },
+    { name: 'Ports', type: 'string', cell: (o) => list(get(o, 'ports')).map((p) => String(get(p, 'port'))).join(',') || '<unset>' },
+    { name: 'Endpoints', type: 'string', cell: (o) => list(get(o, 'endpoints')).flatMap((e) => list(get(e, 'addresses'))).join(',') || '<unset>' },
+    AGE,
+  ],
+  deployments: [
+    NAME,
+    { name: 'Ready', type: 'string', cell: (o) => `${Number(get(o, 'status', 'readyReplicas') ?? 0)}/${Number(get(o, 'spec', 'replicas') ?? 1)}` },
+    { name: 'Up-to-date', type: 'integer', cell: (o) => Number(get(o, 'status', 'updatedReplicas') ?? 0) },
+    { name: 'Available', type: 'integer', cell: (o) => Number(get(o, 'status', 'availableReplicas') ?? 0) },
+    AGE,
+  ],
+  replicasets: [
+    NAME,
+    { name: 'Desired', type: 'integer', cell: (o) => Number(get(o, 'spec', 'replicas') ?? 1) },
+    { name: 'Current', type: 'integer', cell: (o) => Number(get(o, 'status', 'replicas') ?? 0) },
+    { name: 'Ready', type: 'integer', cell: (o) => Number(get(o, 'status', 'readyReplicas') ?? 0) },
+    AGE,
+  ],
 };
 
 /** A Table of `objects`; `version` is the `meta.k8s.io` version the client asked for. */

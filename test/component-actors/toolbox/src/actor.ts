@@ -1,7 +1,14 @@
 /**
  * A component actor for host tests: one route per behaviour the tests check.
  */
-import { ActorError, clock, config, handler, json, keyvalue, log, random, status, text, type HttpResponse, type KeyValue } from '../../../../actors-sdk/guest/index.ts';
+import { ActorError, clock, config, extras, handler, httpClient, json, keyvalue, log, messaging, random, status, text, type HttpResponse, type KeyValue, type Message } from '../../../../actors-sdk/guest/index.ts';
+
+/** Messages: counted in key-value (`msg:<subject>`); a request is answered `got <body>`; body `fail` fails. */
+export function handleMessage(msg: Message): void {
+  if (msg.text() === 'fail') throw new ActorError('message refused on purpose');
+  keyvalue.add(`msg:${msg.subject}`, 1);
+  if (msg.replyTo) messaging.publish(msg.replyTo, `got ${msg.text()}`);
+}
 
 let calls = 0;
 
@@ -39,6 +46,18 @@ export default handler((req) => {
       return json({ all: config.all(), greeting: config.getOr('GREETING', 'none') });
     case '/time':
       return json({ now: Date.now(), clock: clock.nowMs(), mono: clock.monotonicMs(), random: Math.random(), bytes: Array.from(random.bytes(8)), uuid: random.uuid() });
+    case '/publish':
+      return json(messaging.publish(req.query('subject') ?? '', req.body, { replyTo: req.query('replyTo') ?? '' }));
+    case '/request': {
+      const r = messaging.request(req.query('subject') ?? '', req.body, { timeoutMs: Number(req.query('timeoutMs') ?? 1000) });
+      return json(r.ok ? { ok: true, text: new TextDecoder().decode(r.value) } : r);
+    }
+    case '/fetch': {
+      const r = httpClient.fetch(req.query('url') ?? '', { method: req.query('method') ?? 'GET', headers: { 'x-from': 'toolbox' }, body: req.body.byteLength ? req.body : undefined });
+      return json(r.ok ? { ok: true, status: r.value.status, type: r.value.headers.get('content-type') ?? null, text: r.value.text() } : r);
+    }
+    case '/extras':
+      return json({ guid: extras.guid(), random: extras.random(5, 10), sequence: extras.sequence(), bad: extras.random(3, 3) });
     case '/throw':
       throw new Error('kaboom');
     case '/fail':
