@@ -1,8 +1,9 @@
 /**
  * All benchmarks in one run, each path as a ratio to a baseline measured in the same run.
- * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component|lattice|messaging [--repeat 3]]
+ * Usage: npm run bench [-- --duration 10 --connections 50 --only http|component|fair-share|lattice|messaging [--repeat 3] [--spinners 4]]
  */
 import * as component from './component.ts';
+import * as fairShare from './fair-share.ts';
 import * as http from './http.ts';
 import * as lattice from './lattice.ts';
 import * as messaging from './messaging.ts';
@@ -19,6 +20,9 @@ if (!only || only === 'http') {
 }
 if (!only || only === 'component') {
   print(`\n## TypeScript component actors\n\n${component.report(await component.run(opts))}\n`);
+}
+if (!only || only === 'fair-share') {
+  print(`\n## Fair share: echo beside an actor that spins every call to its deadline\n\n${fairShare.report(await fairShare.run(opts, fairShare.spinnersFromArgs(process.argv)))}\n`);
 }
 if (!only || only === 'lattice') {
   print(`\n## The NATS lattice\n\n${lattice.report(await lattice.run(opts, lattice.latticeOptionsFromArgs(process.argv)))}\n`);

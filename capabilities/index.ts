@@ -12,6 +12,7 @@ export { HttpServerProvider } from './http-server/provider.ts';
 export { parseHttpServerOptions, type HttpServerOptions } from './http-server/options.ts';
 export { KeyValueProvider, parseKeyValueProviderOptions, KEY_VALUE_OPERATIONS, type KeyValueProviderOptions, type KeyValueProviderOptionsInput } from './keyvalue/provider.ts';
 export { MemoryKeyValueStore, memoryBackend } from './keyvalue/memory-store.ts';
+export { SharedKeyValueTable, type SharedTableOptions } from './keyvalue/shared-table.ts';
 export { RedisKeyValueStore, redisBackend } from './keyvalue/redis-store.ts';
 export { NatsKeyValueStore, natsBackend, type NatsBackendOptions } from './keyvalue/nats-store.ts';
 export { selectBackend, type KeyValueStore, type KeyValueBackendFactory, type KeyValueBackendRegistry } from './keyvalue/store.ts';

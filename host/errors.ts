@@ -42,6 +42,7 @@ export type InvocationErrorCode =
   | 'PROVIDER_ERROR' // the provider answered with an error
   | 'BAD_PAYLOAD' // a payload could not be decoded
   | 'UNAVAILABLE' // the transport is down (e.g. NATS disconnected)
+  | 'PAYLOAD_TOO_LARGE' // a payload (an actor's response, a host call's) is past its size cap
   | 'STOPPING'; // the actor or host is stopping
 
 export class InvocationError extends WasmletError {

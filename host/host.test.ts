@@ -184,8 +184,9 @@ describe('host', () => {
       assert.equal(h.workerRestarts, 1);
       assert.equal(h.actor(toolbox.id)!.traps, 1, 'an overrun counts as a failure of that actor');
       assert.equal(h.actor(echo.id)!.traps, 0);
-      // The looping actor answers again from a fresh worker.
-      const out = decode<{ statusCode: number }>(await h.invokeActor(toolbox.id, 'HandleRequest', httpRequest('/after')));
+      // The looping actor answers again from a fresh worker (its call waits for the worker its
+      // overrun cost to start, which on a busy machine may take a while).
+      const out = decode<{ statusCode: number }>(await h.invokeActor(toolbox.id, 'HandleRequest', httpRequest('/after'), { deadlineMs: 15_000 }));
       assert.equal(out.statusCode, 200);
     } finally {
       await h.stop();

@@ -32,7 +32,7 @@ import { MemoryLinkStore, normalizeLink, type LinkEvent, type LinkStore } from '
 import { MemoryLogStore } from './log-store.ts';
 import { parseActorStartOptions, parseHostOptions, type ActorStartOptionsInput, type HostOptions, type HostOptionsInput } from './options.ts';
 import { createProviderActor, stopProviderActor, untilRunning, type ProviderActor } from './provider-machine.ts';
-import type { ActorRuntime, PreparedActor } from './runtime/runtime.ts';
+import type { ActorRuntime, PrepareOptions, PreparedActor } from './runtime/runtime.ts';
 import { wapcRuntime } from './runtime/wapc.ts';
 import { componentRuntime } from './runtime/component.ts';
 import { prepareActor } from './runtime/prepare.ts';
@@ -73,6 +73,10 @@ export interface ActorInfo {
   state: string;
   instances: number;
   maxInstances: number;
+  /** Calls of this actor that run at once (its share of the workers). */
+  maxConcurrency: number;
+  /** Linear memory one instance may have, MiB. */
+  maxMemoryMiB: number;
   deadlineMs: number;
   traps: number;
 }
@@ -86,6 +90,8 @@ interface ActorEntry {
   caps: Set<string>;
   prepared: PreparedActor;
   maxInstances: number;
+  maxConcurrency: number;
+  maxMemoryMiB: number;
   deadlineMs: number;
   config: Record<string, string>;
   machine: Actor<typeof actorMachine>;
@@ -146,6 +152,8 @@ export class Host {
     this.#pool = new WorkerPool({
       size: options.workers,
       logger: this.logger,
+      maxHostCallBytes: options.maxHostCallBytes,
+      maxResponseBytes: options.maxResponseBytes,
       hostCall: (actor, binding, ns, op, payload, deadline) => this.#hostCall(actor, binding, ns, op, payload, deadline),
       onLogs: (actor, lines) => this.#guestLogs(actor, lines),
       onFailure: (actor, _code, message) => this.#actors.get(actor)?.machine.send({ type: 'TRAP', error: message }),
@@ -168,6 +176,7 @@ export class Host {
     const host = new Host(parseHostOptions(options), deps);
     await host.#pool.ready();
     host.logger.info({ workers: options.workers, lattice: host.options.lattice }, 'host started');
+    if (host.options.workers === 1) host.logger.warn('one worker: an actor call that spins holds it, and every other actor waits, until its deadline (use 2 or more for fair share)');
     return host;
   }
 
@@ -194,11 +203,14 @@ export class Host {
       if (this.#actors.has(id) || this.#starting.has(id)) throw new ActorLoadError(`${label} is already running on this host`);
       this.#starting.add(id);
       claimed = id;
-      const key = `${module}|${verified.claims.wascap.hash}`;
-      const prepared = await this.#prepare(key, bytes, () => (preparedKey = key));
+      const maxMemoryMiB = opts.maxMemoryMiB ?? this.options.maxMemoryMiB;
+      // The prepared form carries the memory limit: instances share it only when their limits agree.
+      const key = `${module}|${verified.claims.wascap.hash}|${maxMemoryMiB}`;
+      const prepared = await this.#prepare(key, bytes, { maxMemoryMiB }, () => (preparedKey = key));
       // Recorded before the actor serves, so that any member can check links and calls against them.
       await this.claims.record(verified.token, verified.claims).catch((err: unknown) => this.logger.warn({ err: (err as Error).message, actor: id }, 'could not record the actor\'s claims for other members'));
       const maxInstances = Math.min(opts.maxInstances ?? this.options.maxInstances ?? this.options.workers, this.options.workers);
+      const maxConcurrency = Math.min(opts.maxConcurrency ?? this.options.maxConcurrency ?? Math.max(1, this.options.workers - 1), this.options.workers);
       const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
       const entry: ActorEntry = {
         id,
@@ -207,13 +219,15 @@ export class Host {
         caps: new Set((verified.claims.wascap.caps ?? []).map(canonicalContract)),
         prepared,
         maxInstances,
+        maxConcurrency,
+        maxMemoryMiB,
         deadlineMs,
         config: opts.config,
         machine,
         log: this.logger.child(id === module ? { actor: id } : { actor: id, module }),
         preparedKey: key,
       };
-      this.#pool.register(id, prepared, { maxInstances, deadlineMs, config: opts.config });
+      this.#pool.register(id, prepared, { maxInstances, maxConcurrency, deadlineMs, config: opts.config });
       this.#actors.set(id, entry);
       this.#starting.delete(id);
       claimed = undefined;
@@ -223,7 +237,10 @@ export class Host {
       machine.send({ type: 'LOADED', actor: id });
       this.#onClaims(id);
       this.#emit('actor_started', { actor: id, module, name: verified.claims.wascap.name ?? '', claims: verified.claims });
-      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances }, id === module ? 'actor started' : 'actor instance started');
+      entry.log.info({ name: verified.claims.wascap.name, caps: verified.claims.wascap.caps ?? [], kind: prepared.kind, maxInstances, maxConcurrency, maxMemoryMiB }, id === module ? 'actor started' : 'actor instance started');
+      if (maxConcurrency >= this.options.workers && this.options.workers > 1 && maxInstances >= this.options.workers) {
+        entry.log.warn({ maxConcurrency, workers: this.options.workers }, 'this actor may occupy every worker: a call of it that spins starves every other actor until its deadline');
+      }
       return this.#info(entry);
     } catch (err) {
       if (claimed !== undefined) this.#starting.delete(claimed);
@@ -239,10 +256,10 @@ export class Host {
    * The compiled form of a module, shared by its instances (compiled once while any of them
    * runs). `onUse` runs once this start holds a reference (to release it when the start fails).
    */
-  async #prepare(key: string, bytes: Uint8Array, onUse: () => void): Promise<PreparedActor> {
+  async #prepare(key: string, bytes: Uint8Array, options: PrepareOptions, onUse: () => void): Promise<PreparedActor> {
     let shared = this.#prepared.get(key);
     if (!shared) {
-      const prepared = prepareActor(this.#runtimes, bytes);
+      const prepared = prepareActor(this.#runtimes, bytes, options);
       shared = { prepared, users: 0 };
       this.#prepared.set(key, shared);
       // A module that fails to compile is not kept: the next start tries again.
@@ -537,6 +554,8 @@ export class Host {
       state: String(e.machine.getSnapshot().value),
       instances: this.#pool.instances(e.id),
       maxInstances: e.maxInstances,
+      maxConcurrency: e.maxConcurrency,
+      maxMemoryMiB: e.maxMemoryMiB,
       deadlineMs: e.deadlineMs,
       traps: e.machine.getSnapshot().context.traps,
     };
@@ -545,6 +564,11 @@ export class Host {
   /** Worker restarts (overruns and crashes) since start. */
   get workerRestarts(): number {
     return this.#pool.restarts;
+  }
+
+  /** Workers replaced, once their calls were done, to give back the memory of discarded instances. */
+  get workerRecycles(): number {
+    return this.#pool.recycled;
   }
 
   #assertRunning(): void {

@@ -1,6 +1,6 @@
 /** The host part: load and run signed actors, links, routing, the bus. */
 export { Host, type ActorInfo, type HostDeps, type HostEvent, type HostEventType } from './host.ts';
-export { parseHostOptions, hostOptionsSchema, parseWith, describeIssues, parseActorStartOptions, type HostOptions, type HostOptionsInput, type ActorStartOptions, type ActorStartOptionsInput } from './options.ts';
+export { DEFAULT_MAX_MEMORY_MIB, parseHostOptions, hostOptionsSchema, parseWith, describeIssues, parseActorStartOptions, type HostOptions, type HostOptionsInput, type ActorStartOptions, type ActorStartOptionsInput } from './options.ts';
 export { ActorCalls, claimsDirectory, callAliasOf, isActorNamespace, type ActorDirectory } from './actor-calls.ts';
 export { InProcessBus, actorTarget, providerTarget, type Bus, type BusInvocation, type BusHandler, type BusSubscription, type BusTarget } from './bus.ts';
 export { MemoryLinkStore, normalizeLink, linkKey, type LinkStore, type LinkEvent } from './links.ts';

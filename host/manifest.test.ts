@@ -46,9 +46,9 @@ describe('manifest', () => {
     const plan = parseManifest(
       `apiVersion: wasmlet/v1
 kind: Host
-host: { workers: 3, deadlineMs: 900, issuers: [AAGRUXXTGSP4C27RWPTMCHCJF56JD53EQPA2R7RPC5VI4E274KPRMMJ5] }
+host: { workers: 3, deadlineMs: 900, maxConcurrency: 2, maxMemoryMiB: 128, issuers: [AAGRUXXTGSP4C27RWPTMCHCJF56JD53EQPA2R7RPC5VI4E274KPRMMJ5] }
 actors:
-  - { path: a.wasm, maxInstances: 2, deadlineMs: 100, config: { GREETING: hi, N: 3 } }
+  - { path: a.wasm, maxInstances: 2, maxConcurrency: 1, maxMemoryMiB: 32, deadlineMs: 100, config: { GREETING: hi, N: 3 } }
 providers:
   - { contract: wascc:http_server, options: { maxBodyBytes: 1024 } }
   - { contract: wasmlet:keyvalue, linkName: cache }
@@ -62,7 +62,9 @@ links:
     assert.equal(plan.host.workers, 3);
     assert.equal(plan.host.deadlineMs, 900);
     assert.deepEqual(plan.host.issuers, ['AAGRUXXTGSP4C27RWPTMCHCJF56JD53EQPA2R7RPC5VI4E274KPRMMJ5']);
-    assert.deepEqual(plan.actors, [{ path: '/base/a.wasm', maxInstances: 2, deadlineMs: 100, config: { GREETING: 'hi', N: '3' } }]);
+    assert.equal(plan.host.maxConcurrency, 2);
+    assert.equal(plan.host.maxMemoryMiB, 128);
+    assert.deepEqual(plan.actors, [{ path: '/base/a.wasm', maxInstances: 2, maxConcurrency: 1, maxMemoryMiB: 32, deadlineMs: 100, config: { GREETING: 'hi', N: '3' } }]);
     assert.deepEqual(
       plan.providers.map((p) => [p.contract, p.linkName, p.options]),
       [
@@ -79,6 +81,8 @@ links:
     ['a binding without capability', 'bindings:\n  - actor: M\n', /bindings\.0\.capability/],
     ['an unknown field in a wasmlet manifest', 'apiVersion: wasmlet/v1\nkind: Host\nactorz: []\n', /actorz/],
     ['a bad host option', 'apiVersion: wasmlet/v1\nkind: Host\nhost: { workers: -1 }\n', /host\.workers/],
+    ['a zero memory limit', 'apiVersion: wasmlet/v1\nkind: Host\nactors: [{ path: a.wasm, maxMemoryMiB: 0 }]\n', /actors\.0\.maxMemoryMiB/],
+    ['a fractional concurrency', 'apiVersion: wasmlet/v1\nkind: Host\nactors: [{ path: a.wasm, maxConcurrency: 1.5 }]\n', /actors\.0\.maxConcurrency/],
     ['a wrong apiVersion', 'apiVersion: v2\nkind: Host\n', /apiVersion/],
   ] as const) {
     it(`refuses ${name} with a message naming the problem`, () => {

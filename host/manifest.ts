@@ -22,6 +22,8 @@ export interface PlannedActor {
   /** Instance id (default: the module key); lets one module run as several instances. */
   instance?: string;
   maxInstances?: number;
+  maxConcurrency?: number;
+  maxMemoryMiB?: number;
   deadlineMs?: number;
   config: Record<string, string>;
 }
@@ -83,6 +85,10 @@ const wasmletSchema = z.strictObject({
         path: z.string().min(1),
         instance: instanceIdSchema.optional(),
         maxInstances: z.number().int().min(1).optional(),
+        /** Calls of this actor that run at once (its share of the workers). */
+        maxConcurrency: z.number().int().min(1).max(1024).optional(),
+        /** Linear memory of one instance, MiB. */
+        maxMemoryMiB: z.number().int().min(1).max(4096).optional(),
         deadlineMs: z.number().int().min(1).optional(),
         config: stringMap.default({}),
       }),
@@ -130,7 +136,7 @@ export function parseManifest(text: string, baseDir: string): HostPlan {
       format: 'wasmlet',
       host: m.host,
       labels: m.host.labels ?? {},
-      actors: m.actors.map((a) => ({ path: abs(a.path), config: a.config, ...(a.instance ? { instance: a.instance } : {}), ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) })),
+      actors: m.actors.map(({ path, config, ...limits }) => ({ path: abs(path), config, ...definedOnly(limits) })),
       providers: withImpliedProviders(providers, links),
       links,
     };
@@ -147,6 +153,11 @@ export function parseManifest(text: string, baseDir: string): HostPlan {
     if (natives[i]) p.nativePath = natives[i];
   });
   return { format: 'wascc', host: { labels: m.labels }, labels: m.labels, actors: m.actors.map((p) => ({ path: abs(p), config: {} })), providers, links };
+}
+
+/** The fields of `o` that are set. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Every (contract, link name) a link uses gets a provider unless one is declared. */

@@ -53,7 +53,8 @@ export async function runPlan(plan: HostPlan, options: RunPlanOptions): Promise<
     const byName = new Map<string, string>();
     for (let i = 0; i < plan.actors.length; i++) {
       const a = plan.actors[i]!;
-      const info = await host.startActor(actorBytes[i]!, { config: a.config, ...(a.instance ? { instance: a.instance } : {}), ...(a.maxInstances ? { maxInstances: a.maxInstances } : {}), ...(a.deadlineMs ? { deadlineMs: a.deadlineMs } : {}) });
+      const { path: _path, ...options } = a;
+      const info = await host.startActor(actorBytes[i]!, options);
       // A claims name or module key names the actor's only instance; instance ids name themselves.
       if (info.id === info.module && info.name) byName.set(info.name, info.id);
     }

@@ -119,6 +119,9 @@ export interface CapabilityProvider {
  * A worker route: `module` (a module URL) exports `createWorkerHandler(data, ctx)`, which returns a
  * synchronous `(operation, msg) => reply` handler; it throws an Error whose message the actor
  * sees, exactly as `handle` would reject. `data` must survive postMessage (e.g. a SharedArrayBuffer).
+ * The module may also export `recoverThread(data, threadId)`: the host calls it on its main thread
+ * once a worker that had the route has ended (however it ended), so that a lock the thread held
+ * in shared memory is recovered; it returns what it did (`not-held` when there was nothing to do).
  */
 export interface WorkerRoute {
   module: string;

@@ -51,7 +51,7 @@ describe('worker routes', () => {
       host = await Host.start({ workers: 2, deadlineMs: 3000 }, { logger });
       provider = new RoutedProvider();
       await host.addProvider(provider);
-      await host.startActor(toolbox.bytes, { maxInstances: 2 });
+      await host.startActor(toolbox.bytes, { maxInstances: 2, maxConcurrency: 2 });
     });
     after(() => host.stop());
 

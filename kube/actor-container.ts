@@ -8,6 +8,7 @@
  */
 import type { V1Container } from '@kubernetes/client-node';
 import { canonicalContract, isActorLoadError, isClaimsError, isWasmletError, verifyActor, type Host, type VerifiedActor } from '../host/index.ts';
+import { actorLimits } from './actor-limits.ts';
 import { PodError } from './errors.ts';
 import type { PlannedLink } from './link-plan.ts';
 
@@ -28,6 +29,8 @@ export interface ActorContainerStart {
   env: Record<string, string>;
   /** The instance id. */
   instance: string;
+  /** The pod's annotations (for `wasmlet.dev/max-concurrency`). */
+  annotations?: Record<string, string>;
 }
 
 /** The instance id of a pod's container. */
@@ -42,6 +45,7 @@ function rejected(container: string, err: unknown): PodError {
 
 export async function startActorContainer(s: ActorContainerStart): Promise<RunningActor> {
   const cname = s.container.name;
+  const limits = actorLimits(s.annotations, s.container);
   let verified: VerifiedActor;
   try {
     verified = verifyActor(s.bytes, { issuers: s.host.options.issuers });
@@ -62,7 +66,7 @@ export async function startActorContainer(s: ActorContainerStart): Promise<Runni
     }
   }
   try {
-    await s.host.startActor(s.bytes, { config: s.env, instance: id });
+    await s.host.startActor(s.bytes, { config: s.env, instance: id, ...limits });
   } catch (err) {
     if (isActorLoadError(err) && /already running/.test(err.message)) {
       // The instance of an earlier pod of the same name is still stopping: retried with backoff.

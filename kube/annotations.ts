@@ -12,12 +12,15 @@
  *       the link's provider runs elsewhere on the lattice (stored in the link's `provider`).
  *   wasmlet.dev/links: YAML or JSON list of {contract, linkName?, provider?, values?, container?}
  *       the general form (any contract id, multi-container pods).
+ *   wasmlet.dev/max-concurrency: "N"
+ *       calls of each of the pod's actors that run at once (read by actor-limits.ts).
  *
  * Any other key under wasmlet.dev/ is refused, so a typo fails the pod instead of being ignored.
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { canonicalContract, describeIssues, EXTRAS, HTTP_CLIENT, HTTP_SERVER, KEY_VALUE, LOGGING, MESSAGING, normalizeLinkName } from '../host/index.ts';
+import { MAX_CONCURRENCY_ANNOTATION } from './actor-limits.ts';
 import { annotationError } from './errors.ts';
 
 export const ANNOTATION_PREFIX = 'wasmlet.dev/';
@@ -118,7 +121,7 @@ export function parseCapabilityAnnotations(annotations: Record<string, string> |
 
   let yamlSpecs: LinkSpec[] = [];
   for (const [key, value] of Object.entries(all)) {
-    if (!key.startsWith(ANNOTATION_PREFIX) || key === CAPABILITIES_ANNOTATION) continue;
+    if (!key.startsWith(ANNOTATION_PREFIX) || key === CAPABILITIES_ANNOTATION || key === MAX_CONCURRENCY_ANNOTATION) continue;
     const rest = key.slice(ANNOTATION_PREFIX.length);
     if (key === LINKS_ANNOTATION) {
       yamlSpecs = parseLinksDocument(value, containerNames);
@@ -136,7 +139,7 @@ export function parseCapabilityAnnotations(annotations: Record<string, string> |
       const spec = specFor(key, parts[0]!, parts.length === 2 ? checkLinkName(parts[1]!, key) : 'default');
       spec.provider = value.trim();
     } else {
-      throw annotationError(key, `unknown wasmlet annotation (known: ${CAPABILITIES_ANNOTATION}, ${LINKS_ANNOTATION}, wasmlet.dev/link.*, wasmlet.dev/provider.*)`);
+      throw annotationError(key, `unknown wasmlet annotation (known: ${CAPABILITIES_ANNOTATION}, ${LINKS_ANNOTATION}, wasmlet.dev/link.*, wasmlet.dev/provider.*, ${MAX_CONCURRENCY_ANNOTATION})`);
     }
   }
 

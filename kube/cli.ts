@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname as machineName, homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { builtinProviders } from '../capabilities/index.ts';
@@ -42,6 +42,7 @@ interface KubeletFlags {
   tokenFile?: string;
   tokenReview: boolean;
   allowLocalFiles?: boolean;
+  allowHostPath?: true | string[];
   insecureRegistry?: string[];
   imageCache?: string;
   dataDir?: string;
@@ -55,6 +56,13 @@ interface KubeletFlags {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `--allow-host-path [prefix]`, repeatable: alone it allows any directory; with prefixes, only those. */
+export function hostPathPrefix(v: string, prev: true | string[] | undefined): true | string[] {
+  if (!isAbsolute(v)) throw new InvalidArgumentError(`--allow-host-path ${JSON.stringify(v)}: expected an absolute directory path`);
+  if (prev === true) return true;
+  return [...(prev ?? []), resolve(v)];
+}
 
 /** `key=value` labels. */
 export function parseLabels(items: string[] = []): Record<string, string> {
@@ -123,6 +131,7 @@ export function registerKubeletCommand(program: Command, io: KubeletCliIo): void
     .option('--token-file <file>', 'bearer tokens that may read logs, one per line')
     .option('--no-token-review', 'do not check other bearer tokens with a TokenReview')
     .option('--allow-local-files', 'accept file:///… image references (reads this machine\'s disk)')
+    .option('--allow-host-path [prefix]', 'allow hostPath volumes in WASI pods (off by default); with a directory, only under it (repeatable)', hostPathPrefix)
     .option('--insecure-registry <host>', 'a registry reachable over plain HTTP (repeatable; loopback always is)', collect)
     .option('--image-cache <dir>', 'image cache directory (default: <data-dir>/images)')
     .option('--data-dir <dir>', 'where pod volumes and the image cache live')
@@ -157,6 +166,7 @@ export function registerKubeletCommand(program: Command, io: KubeletCliIo): void
           labels: parseLabels(flags.label),
           ...(flags.taint ? { taints: parseTaints(flags.taint) } : {}),
           ...(flags.maxPods ? { maxPods: flags.maxPods } : {}),
+          ...(flags.allowHostPath ? { allowHostPath: flags.allowHostPath } : {}),
           dataDir,
         };
         host = await Host.start(

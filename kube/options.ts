@@ -4,7 +4,7 @@
  */
 import { networkInterfaces, tmpdir } from 'node:os';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { parseWith } from '../host/index.ts';
 import { parsePodCidr } from './pod-ips.ts';
@@ -124,8 +124,14 @@ export const nodeAgentOptionsSchema = z
     defaultGracePeriodSeconds: z.number().int().min(0).max(86_400).default(30),
     /** Where pod volumes (ConfigMap, Secret, emptyDir files) are written. Default: `<tmp>/wasmlet-kubelet-<node>`. */
     dataDir: z.string().min(1).optional(),
-    /** Allow `hostPath` volumes in WASI pods. Default true (as Kubernetes; restrict with admission). */
-    allowHostPath: z.boolean().default(true),
+    /**
+     * `hostPath` volumes in WASI pods: false (default: refused, since a pod could reach any file
+     * of the node, whose agent often runs as root), true (any directory), or the directory
+     * prefixes they may name.
+     */
+    allowHostPath: z
+      .union([z.boolean(), z.array(z.string().refine((p) => isAbsolute(p), 'an absolute path')).min(1)])
+      .default(false),
     /** Version reported in nodeInfo.kubeletVersion. */
     kubeletVersion: z.string().min(1).default('v1.32.0-wasmlet'),
   })

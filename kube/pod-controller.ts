@@ -298,7 +298,7 @@ export class PodController {
         const env = await resolveEnv(this.pod, rt.spec, source, placement);
         const links = planLinks(this.#links, rt.spec, env, placement.podIP!);
         const instance = instanceId(this.ref.namespace, this.ref.name, name);
-        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, instance });
+        const actor = await startActorContainer({ host: this.#d.host, bytes: rt.image!.bytes, container: rt.spec, links, env, instance, annotations: this.pod.metadata?.annotations });
         rt.actor = actor;
         rt.logId = actor.id;
         started.push(rt);

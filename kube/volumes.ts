@@ -4,7 +4,7 @@
  * one; hostPath is the node's own directory), and each volumeMount becomes a preopened directory,
  * the only files the program can reach.
  */
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -12,7 +12,12 @@ import { configMissing, podSpecError } from './errors.ts';
 import { fieldValue, type ConfigSource, type PodPlacement } from './env.ts';
 
 export interface VolumeOptions {
-  allowHostPath: boolean;
+  /**
+   * hostPath volumes: false (refused), true (any directory of the node), or the directory
+   * prefixes they may name (a path is allowed when it is a prefix or lies under one, after `..`
+   * segments and symbolic links are resolved).
+   */
+  allowHostPath: boolean | readonly string[];
   logger: Logger;
 }
 
@@ -80,18 +85,41 @@ async function writeFiles(dir: string, files: Files, defaultMode: number | undef
   }
 }
 
-async function hostPathDir(v: V1Volume, allow: boolean): Promise<string> {
+/** True when `path` is `prefix` or lies under it (whole path segments: `/data` does not allow `/database`). */
+export function underPrefix(path: string, prefix: string): boolean {
+  const p = resolve(prefix);
+  return path === p || path.startsWith(p.endsWith(sep) ? p : p + sep);
+}
+
+const HOW_TO_ALLOW = 'start the node with `wasmlet kubelet --allow-host-path` (any directory) or `--allow-host-path <prefix>` (only under it)';
+
+function checkHostPathAllowed(v: V1Volume, path: string, allow: VolumeOptions['allowHostPath']): void {
+  if (allow === true) return;
+  if (allow === false || allow.length === 0) {
+    throw podSpecError(`volume ${v.name}: hostPath volumes are off on this node (a pod could reach any file of the node); to allow them, ${HOW_TO_ALLOW}`);
+  }
+  if (!allow.some((prefix) => underPrefix(path, prefix))) {
+    throw podSpecError(`volume ${v.name}: hostPath ${JSON.stringify(path)} is outside the directories this node allows (${allow.join(', ')}); to allow it, ${HOW_TO_ALLOW}`);
+  }
+}
+
+async function hostPathDir(v: V1Volume, allow: VolumeOptions['allowHostPath']): Promise<string> {
   const hp = v.hostPath!;
-  if (!allow) throw podSpecError(`volume ${v.name}: hostPath volumes are not allowed on this node`);
   if (!isAbsolute(hp.path)) throw podSpecError(`volume ${v.name}: hostPath ${JSON.stringify(hp.path)} must be absolute`);
+  // `..` segments are resolved before any check: `/data/../etc` is `/etc`.
+  const path = resolve(hp.path);
+  checkHostPathAllowed(v, path, allow);
   const type = hp.type ?? '';
   if (type !== '' && type !== 'Directory' && type !== 'DirectoryOrCreate') {
     throw podSpecError(`volume ${v.name}: hostPath type ${type} cannot be mounted into a WASI program (only directories can)`);
   }
-  if (type === 'DirectoryOrCreate') await mkdir(hp.path, { recursive: true, mode: 0o755 });
-  const info = await stat(hp.path).catch(() => undefined);
-  if (!info?.isDirectory()) throw podSpecError(`volume ${v.name}: hostPath ${hp.path} is not a directory on this node`);
-  return hp.path;
+  if (type === 'DirectoryOrCreate') await mkdir(path, { recursive: true, mode: 0o755 });
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isDirectory()) throw podSpecError(`volume ${v.name}: hostPath ${path} is not a directory on this node`);
+  // And a symbolic link may not lead out of the allowed directories either.
+  const real = await realpath(path);
+  if (real !== path) checkHostPathAllowed(v, real, allow);
+  return real;
 }
 
 /** Materializes the pod's volumes under `root`; returns each volume's directory. */

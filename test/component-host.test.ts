@@ -193,7 +193,10 @@ describe('component actors in the host', () => {
       const b = bodyJson(await call(host, info.id, '/time'));
       assert.ok(Math.abs(a.now - Date.now()) < 5000, `Date.now() is the host's time (${a.now})`);
       assert.ok(b.now - a.now >= 25, `time moved between calls (${b.now - a.now} ms)`);
-      assert.ok(b.mono - a.mono >= 25, 'the monotonic clock moved');
+      // The monotonic clock counts from the instance's start; the two calls may reach different
+      // instances (a worker is replaced after it discarded enough memory), so it is compared
+      // for being live, not for the time between the calls.
+      assert.notEqual(a.mono, b.mono, 'the monotonic clock moved');
       assert.notEqual(a.random, b.random);
       assert.notDeepEqual(a.bytes, b.bytes);
       assert.notEqual(a.uuid, b.uuid);
@@ -257,7 +260,10 @@ describe('component actors in the host', () => {
       const elapsed = Date.now() - started;
       assert.ok(elapsed >= 1500 && elapsed < 4000, `stopped near its deadline (${elapsed} ms)`);
       assert.equal(h.workerRestarts, 1);
-      assert.deepEqual(bodyJson(await call(h, info.id, '/counter')), { calls: 1 }, 'served again by a fresh worker and instance');
+      // Its next call waits for the worker its overrun cost (charged to its share until that
+      // worker has started), so it gets a deadline that allows for a slow start on a busy machine.
+      const again = decode<Answer>(await h.invokeActor(info.id, 'HandleRequest', request('/counter'), { deadlineMs: 15_000 }));
+      assert.deepEqual(bodyJson(again), { calls: 1 }, 'served again by a fresh worker and instance');
     } finally {
       await h.stop();
     }

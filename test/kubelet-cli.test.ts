@@ -48,13 +48,14 @@ describe('wasmlet kubelet (CLI)', () => {
     const tokenFile = join(dir, 'tokens');
     await writeFile(tokenFile, '# tokens\nabc123\n');
     const c = cli({ KUBECONFIG: api.kubeconfigPath });
-    const run = c.program.parseAsync(['kubelet', '--node-name', 'cli-node', '--port', '0', '--address', '127.0.0.1', '--token-file', tokenFile, '--label', 'zone=lab', '--taint', 'example.com/wasm=yes:NoSchedule', '--allow-local-files', '--data-dir', join(dir, 'data'), '--workers', '1'], { from: 'user' });
+    const run = c.program.parseAsync(['kubelet', '--node-name', 'cli-node', '--port', '0', '--address', '127.0.0.1', '--token-file', tokenFile, '--label', 'zone=lab', '--taint', 'example.com/wasm=yes:NoSchedule', '--allow-local-files', '--allow-host-path', '/srv/a', '--allow-host-path', '/srv/b/../c', '--data-dir', join(dir, 'data'), '--workers', '1'], { from: 'user' });
     const agent = await Promise.race([c.agent, run.then(() => Promise.reject(new Error(`exited early: ${c.out.stderr}`)))]);
     assert.match(c.out.stderr, /wasmlet kubelet is up: node cli-node/);
     const node = api.store.get('nodes', undefined, 'cli-node') as unknown as { metadata: { labels: Record<string, string> }; spec: { taints: { key: string; effect: string }[] } };
     assert.equal(node.metadata.labels.zone, 'lab');
     assert.deepEqual(node.spec.taints.map((t) => `${t.key}:${t.effect}`), ['example.com/wasm:NoSchedule']);
     assert.deepEqual(agent.options.tokens, ['abc123']);
+    assert.deepEqual(agent.options.allowHostPath, ['/srv/a', '/srv/c'], 'prefixes, `..` resolved');
     const echo = new URL('../../shared/fixtures/wascc/echo.wasm', import.meta.url);
     const copy = join(dir, 'echo.wasm');
     await writeFile(copy, await readFile(echo));
@@ -72,6 +73,8 @@ describe('wasmlet kubelet (CLI)', () => {
     const d = cli();
     await assert.rejects(d.program.parseAsync(['kubelet', '--taint', 'broken', '--kubeconfig', api.kubeconfigPath], { from: 'user' }), /--taint "broken"/);
     assert.throws(() => parseTaints(['k=v:Sometimes']), /expected key/);
+    const e = cli();
+    await assert.rejects(e.program.parseAsync(['kubelet', '--allow-host-path', 'relative/dir', '--kubeconfig', api.kubeconfigPath], { from: 'user' }), /--allow-host-path "relative\/dir": expected an absolute directory path/);
     assert.deepEqual(chooseKubeconfig(undefined, { KUBECONFIG: `:${api.kubeconfigPath}:other` }), { kubeconfig: api.kubeconfigPath });
     assert.deepEqual(chooseKubeconfig(undefined, { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', HOME: dir }), { inCluster: true });
     assert.throws(() => chooseKubeconfig(undefined, { HOME: dir }), /no kubeconfig/);

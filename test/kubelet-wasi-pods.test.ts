@@ -52,8 +52,9 @@ describe('node agent: WASI pods', () => {
   let stopScheduler: () => void;
 
   before(async () => {
-    h = await startKubeletHarness();
     dir = await mkdtemp(join(tmpdir(), 'wasi-pods-'));
+    // hostPath is off by default; these pods may use directories under this test's own.
+    h = await startKubeletHarness({ agent: { allowHostPath: [dir] } });
     stopScheduler = startTestScheduler(h.api);
     h.puller.set('127.0.0.1:5000/wasmlet/hello-world-wasi:v1', await readFile(new URL('demos/hello-world-wasi/hello-world-wasi.wasm', repo)));
     h.puller.set('registry.test/krustlet-hello:v1', await readFile(new URL('krustlet/hello-world.wasm', fixtures)));

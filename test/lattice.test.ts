@@ -116,8 +116,9 @@ describe('a closed lattice of two hosts over NATS', () => {
 
   it('ctl starts the actor on A and links it to providers on B; HTTP on B counts through A into NATS KV', async () => {
     await assert.rejects(client.startActor({ ref: kvcounterPath }, b.host.id), /runs no actors/);
-    const started = await client.startActor({ ref: kvcounterPath }, a.host.id);
+    const started = await client.startActor({ ref: kvcounterPath, maxConcurrency: 1, maxMemoryMiB: 32 }, a.host.id);
     assert.equal(started.actor.id, KVCOUNTER);
+    assert.deepEqual([started.actor.maxConcurrency, started.actor.maxMemoryMiB], [1, 32], 'the per-actor limits reached the host');
     await client.putLink({ actor: KVCOUNTER, contract: 'wascc:http_server', values: { PORT: String(port), ADDRESS: '127.0.0.1' } });
     await client.putLink({ actor: KVCOUNTER, contract: 'wascc:keyvalue', values: { BACKEND: 'nats', BUCKET: 'e2e_counters' } });
 

@@ -50,6 +50,7 @@ const TEXT_PLAIN = 'text/plain; charset=utf-8';
 const REASONS = {
   tooLarge: 'request body too large\n',
   badResponse: 'bad gateway: the actor returned an invalid response\n',
+  responseTooLarge: 'bad gateway: the actor\'s response is too large\n',
   timeout: 'gateway timeout: the actor did not answer in time\n',
   failed: 'internal server error: the actor failed\n',
   unavailable: 'service unavailable: the actor is not available\n',
@@ -188,6 +189,10 @@ export class ActorServer {
   }
 
   private respond(res: ServerResponse, out: Uint8Array): void {
+    if (out.byteLength > this.options.maxResponseBytes) {
+      this.sendError(res, 502, REASONS.responseTooLarge, `actor response of ${out.byteLength} bytes is over maxResponseBytes (${this.options.maxResponseBytes})`, undefined);
+      return;
+    }
     let r: ReturnType<typeof toHttpResponse>;
     try {
       r = toHttpResponse(decode(out));
@@ -220,6 +225,10 @@ export class ActorServer {
         case 'TRAP':
         case 'GUEST_ERROR':
           reason = REASONS.failed;
+          break;
+        case 'PAYLOAD_TOO_LARGE':
+          status = 502;
+          reason = REASONS.responseTooLarge;
           break;
         case 'UNAVAILABLE':
         case 'STOPPING':

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { decode, encode, InvocationError } from '../../host/index.ts';
 import type { InvocationErrorCode } from '../../host/index.ts';
 import type { WasccRequest } from './http-codec.ts';
-import type { HttpServerOptions } from './options.ts';
+import { parseHttpServerOptions, type HttpServerOptions } from './options.ts';
 import { HttpServerProvider } from './provider.ts';
 import { ACTOR, fakeContext, freePort, link, rawExchange, rawSocket } from './test-support.ts';
 import { until } from '../../test/helpers/wait.ts';
@@ -175,6 +175,7 @@ test('invocation errors map to 504 / 500 / 503 with short plain-text bodies, eac
     NO_PROVIDER: 500,
     PROVIDER_ERROR: 500,
     BAD_PAYLOAD: 500,
+    PAYLOAD_TOO_LARGE: 502,
     PLAIN: 500,
     SYNC: 500,
   };
@@ -206,4 +207,15 @@ test('a 5xx answered by the actor itself is passed through and logged with the a
   assert.equal(r.status, 503);
   assert.equal(r.body, 'try later');
   assert.ok(s.lines.some((l) => l.actor === ACTOR && l.statusCode === 503));
+});
+
+test('an actor response past maxResponseBytes is answered 502 without being decoded; the server keeps serving', async () => {
+  const big = encode({ statusCode: 200, status: 'OK', header: {}, body: new Uint8Array(4096) });
+  await using s = await serve(async (_a, _o, msg) => (decode<WasccRequest>(msg).path === '/big' ? big : encode({ statusCode: 200, status: 'OK', header: {}, body: 'fine' })), { maxResponseBytes: 2048 });
+  const r = await get(s.port, '/big');
+  assert.equal(r.status, 502);
+  assert.equal(r.body, "bad gateway: the actor's response is too large\n");
+  assert.ok(s.lines.some((l) => l.statusCode === 502 && l.actor === ACTOR));
+  assert.equal((await get(s.port, '/small')).status, 200);
+  assert.throws(() => parseHttpServerOptions({ maxResponseBytes: 10 }), /maxResponseBytes/);
 });

@@ -17,6 +17,11 @@ export interface HttpServerOptions {
   keepAliveTimeoutMs?: number;
   /** Largest request header section in bytes; larger is answered 431. Default 16 KiB (Node's). */
   maxHeaderBytes?: number;
+  /**
+   * Largest actor response accepted, in bytes; a larger one is answered 502 without being
+   * decoded. Default 8 MiB (the host's own cap on actor responses).
+   */
+  maxResponseBytes?: number;
   /** On `deleteLink`/`stop`, how long in-flight requests may finish before connections are destroyed. Default 5 000 ms. */
   drainTimeoutMs?: number;
   /** Deadline of each `HandleRequest` invocation; unset means the host's default. */
@@ -36,6 +41,7 @@ const schema = z
     requestTimeoutMs: ms(3_600_000).default(30_000),
     keepAliveTimeoutMs: ms(3_600_000).default(5_000),
     maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+    maxResponseBytes: z.number().int().min(1024).max(2 ** 30).default(8 * 1024 * 1024),
     drainTimeoutMs: z.number().int().min(0).max(3_600_000).default(5_000),
     invocationDeadlineMs: ms(3_600_000).optional(),
   })

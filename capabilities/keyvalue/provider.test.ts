@@ -37,6 +37,8 @@ describe('options', () => {
     assert.equal(o.defaultBackend, 'memory');
     assert.equal(o.defaultBucket, 'default');
     assert.equal(o.memoryBytes, 64 * 1024 * 1024);
+    assert.equal(o.memoryMaxItems, 16_384);
+    assert.equal(o.maxPayloadBytes, 2 * 1024 * 1024);
     assert.deepEqual(o.redis, { connectTimeoutMs: 2000, commandTimeoutMs: 2000, maxRetriesPerRequest: 1, maxReconnectDelayMs: 1000 });
     assert.equal(parseKeyValueProviderOptions({ redis: { commandTimeoutMs: 500 } }).redis.connectTimeoutMs, 2000);
   });
@@ -321,6 +323,22 @@ test('memoryBytes bounds each memory bucket: a full bucket answers BACKEND_ERROR
     await call(p, 'A', 'Set', { key: 'kept', value: 'yes' });
     await assert.rejects(call(p, 'A', 'Set', { key: 'big', value: 'x'.repeat(128 * 1024) }), (e: Error & { code?: string }) => e.code === 'BACKEND_ERROR' && /out of shared memory/.test(e.message));
     assert.deepEqual(await call(p, 'A', 'Get', { key: 'kept' }), { value: 'yes', exists: true });
+  } finally {
+    await p.stop();
+  }
+});
+
+test('maxPayloadBytes: a larger request is refused before it is decoded; a larger reply is refused, from any backend', async () => {
+  const p = await started({ maxPayloadBytes: 4096, memoryMaxItems: 50 });
+  try {
+    await p.putLink(link(A));
+    await assert.rejects(call(p, A, 'Set', { key: 'k', value: 'x'.repeat(5000) }), (e: Error & { code?: string }) => e.code === 'BAD_REQUEST' && /^Set: the request is \d+ bytes, over the key-value provider's limit of 4096 \(maxPayloadBytes\)/.test(e.message));
+    // Not even a malformed one is decoded: the size check comes first.
+    await assert.rejects(p.handle({ actor: A, linkName: 'default', operation: 'Get', msg: new Uint8Array(5000).fill(0xc1) }), /over the key-value provider's limit/);
+    for (let i = 0; i < 50; i++) await call(p, A, 'Push', { key: 'l', value: 'y'.repeat(100) });
+    await assert.rejects(call(p, A, 'Push', { key: 'l', value: 'one more' }), (e: Error & { code?: string }) => e.code === 'BACKEND_ERROR' && /holds 50 items/.test(e.message));
+    await assert.rejects(call(p, A, 'Range', { key: 'l', start: 0, stop: -1 }), (e: Error & { code?: string }) => e.code === 'BACKEND_ERROR' && /larger than 4096 bytes/.test(e.message));
+    assert.equal(((await call(p, A, 'Range', { key: 'l', start: 0, stop: 9 })) as { values: string[] }).values.length, 10);
   } finally {
     await p.stop();
   }

@@ -19,6 +19,7 @@ import { MemoryKeyValueStore, memoryBackend } from './memory-store.ts';
 import { KEY_VALUE_OPERATIONS, asOperationError, prepareOperation } from './operations.ts';
 import type { WorkerHandlerData } from './worker-handler.ts';
 import { REDIS_STORE_DEFAULTS, redisBackend } from './redis-store.ts';
+import { DEFAULT_MAX_ITEMS, DEFAULT_MAX_RESULT_BYTES } from './shared-table.ts';
 import type { KeyValueBackendRegistry, StoreLease } from './store.ts';
 import { selectBackend } from './store.ts';
 
@@ -50,6 +51,18 @@ const optionsSchema = z
      * BACKEND_ERROR and keeps its data.
      */
     memoryBytes: z.number().int().min(64 * 1024).max(2 ** 31).default(64 * 1024 * 1024),
+    /**
+     * The most items one list or set of a memory bucket holds (one more fails with BACKEND_ERROR):
+     * it bounds how long any operation holds the bucket's lock. Default 16,384.
+     */
+    memoryMaxItems: z.number().int().min(1).max(2 ** 26).default(DEFAULT_MAX_ITEMS),
+    /**
+     * Largest request this provider decodes and reply it answers, in bytes, whatever the backend:
+     * a larger request is refused (BAD_REQUEST) before it is decoded; a read whose reply would be
+     * larger fails (BACKEND_ERROR), inside Redis for the Redis backend and after at most this much
+     * copying for memory buckets. Default 2 MiB (the host's default cap on a host call).
+     */
+    maxPayloadBytes: z.number().int().min(1024).max(2 ** 30).default(DEFAULT_MAX_RESULT_BYTES),
     /** Redis client policy (see redis-store.ts for why these defaults). */
     redis: redisOptionsSchema.prefault({}),
   })
@@ -96,8 +109,8 @@ export class KeyValueProvider implements CapabilityProvider {
   constructor(options: KeyValueProviderOptionsInput = {}, backends: KeyValueBackendRegistry = {}) {
     this.options = parseKeyValueProviderOptions(options);
     this.#registry = {
-      memory: memoryBackend({ defaultBucket: this.options.defaultBucket, bytes: this.options.memoryBytes }),
-      redis: redisBackend(this.options.redis),
+      memory: memoryBackend({ defaultBucket: this.options.defaultBucket, bytes: this.options.memoryBytes, maxItems: this.options.memoryMaxItems, maxResultBytes: this.options.maxPayloadBytes }),
+      redis: redisBackend({ ...this.options.redis, maxReplyBytes: this.options.maxPayloadBytes }),
       ...backends,
     };
     if (!this.#registry[this.options.defaultBackend]) {
@@ -159,6 +172,10 @@ export class KeyValueProvider implements CapabilityProvider {
         this.#stopped ? 'the key-value provider is stopped' : `actor ${call.actor} has no key-value link named "${linkName}"`,
       );
     }
+    const max = this.options.maxPayloadBytes;
+    if (call.msg.byteLength > max) {
+      throw new OperationError('BAD_REQUEST', `${call.operation}: the request is ${call.msg.byteLength} bytes, over the key-value provider's limit of ${max} (maxPayloadBytes)`);
+    }
     const op = prepareOperation(call.operation, call.msg, codec);
     const store = active.lease.store;
     let result: unknown;
@@ -167,7 +184,11 @@ export class KeyValueProvider implements CapabilityProvider {
     } catch (err) {
       throw asOperationError(call.operation, err);
     }
-    return op.encode(result);
+    const reply = op.encode(result);
+    if (reply.byteLength > max) {
+      throw new OperationError('BACKEND_ERROR', `${call.operation}: the reply is ${reply.byteLength} bytes, over the key-value provider's limit of ${max} (maxPayloadBytes); ask for less`);
+    }
+    return reply;
   }
 
   /**

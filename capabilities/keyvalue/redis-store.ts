@@ -28,6 +28,12 @@ export interface RedisStoreOptions {
   maxRetriesPerRequest?: number;
   /** Cap of the reconnect backoff, ms. Default 1000. */
   maxReconnectDelayMs?: number;
+  /**
+   * The most one read may return, in reply bytes (each string's bytes plus 5). Reads are run as
+   * scripts that check the size inside Redis, so a larger value or list never reaches this
+   * process: the call fails with BACKEND_ERROR instead. Default 2 MiB.
+   */
+  maxReplyBytes?: number;
 }
 
 export const REDIS_STORE_DEFAULTS: Required<RedisStoreOptions> = {
@@ -35,6 +41,61 @@ export const REDIS_STORE_DEFAULTS: Required<RedisStoreOptions> = {
   commandTimeoutMs: 2000,
   maxRetriesPerRequest: 1,
   maxReconnectDelayMs: 1000,
+  maxReplyBytes: 2 * 1024 * 1024,
+};
+
+/** Errors of the capped reads below when a reply would pass its cap. */
+const TOO_LARGE = 'TOOLARGE';
+
+/**
+ * Reads that check their reply's size inside Redis (Lua, run with EVALSHA), so that an
+ * oversized value or collection is refused there and never read into this process. Errors of
+ * the commands they run (WRONGTYPE…) come back as they are.
+ */
+const CAPPED_READS = {
+  /** KEYS[1]; ARGV: cap. */
+  wasmletGet: `
+local n = redis.pcall('STRLEN', KEYS[1])
+if type(n) == 'table' and n.err then return redis.error_reply(n.err) end
+if n + 5 > tonumber(ARGV[1]) then return redis.error_reply('${TOO_LARGE} a value of ' .. n .. ' bytes') end
+return redis.call('GET', KEYS[1])`,
+  /** KEYS[1]; ARGV: start, stop, cap. Reads the range a thousand items at a time, stopping at the cap. */
+  wasmletRange: `
+local len = redis.pcall('LLEN', KEYS[1])
+if type(len) == 'table' and len.err then return redis.error_reply(len.err) end
+local s, e, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if s < 0 then s = len + s end
+if e < 0 then e = len + e end
+if s < 0 then s = 0 end
+if e >= len then e = len - 1 end
+local out, total = {}, 0
+while s <= e do
+  local j = math.min(s + 999, e)
+  local chunk = redis.call('LRANGE', KEYS[1], s, j)
+  for k = 1, #chunk do
+    total = total + #chunk[k] + 5
+    if total > cap then return redis.error_reply('${TOO_LARGE} a range of more than ' .. cap .. ' bytes') end
+    out[#out + 1] = chunk[k]
+  end
+  s = j + 1
+end
+return out`,
+  /** KEYS: the sets; ARGV: cap, command (SMEMBERS, SUNION or SINTER). */
+  wasmletSets: `
+local r = redis.pcall(ARGV[2], unpack(KEYS))
+if type(r) == 'table' and r.err then return redis.error_reply(r.err) end
+local total, cap = 0, tonumber(ARGV[1])
+for i = 1, #r do
+  total = total + #r[i] + 5
+  if total > cap then return redis.error_reply('${TOO_LARGE} a result of more than ' .. cap .. ' bytes') end
+end
+return r`,
+};
+
+type CappedReads = {
+  wasmletGet(key: string, cap: number): Promise<string | null>;
+  wasmletRange(key: string, start: number, stop: number, cap: number): Promise<string[]>;
+  wasmletSets(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
 };
 
 /** Name the clients give themselves (CLIENT SETNAME), to tell them apart in CLIENT LIST. */
@@ -54,6 +115,9 @@ export function createRedisClient(url: string, options: RedisStoreOptions = {}, 
     connectionName: REDIS_CLIENT_NAME,
     disableClientInfo: true,
   });
+  client.defineCommand('wasmletGet', { numberOfKeys: 1, lua: CAPPED_READS.wasmletGet });
+  client.defineCommand('wasmletRange', { numberOfKeys: 1, lua: CAPPED_READS.wasmletRange });
+  client.defineCommand('wasmletSets', { lua: CAPPED_READS.wasmletSets });
   const where = redactUrl(url);
   let down = false;
   // Without an 'error' listener ioredis prints to the console; log once per outage instead.
@@ -68,6 +132,10 @@ export function createRedisClient(url: string, options: RedisStoreOptions = {}, 
     logger?.info({ redis: where }, 'redis connection restored');
   });
   return client;
+}
+
+function capped(client: Redis): CappedReads {
+  return client as unknown as CappedReads;
 }
 
 /** Ends a client: QUIT when connected (bounded), then disconnect so it never reconnects. */
@@ -102,19 +170,27 @@ export class RedisKeyValueStore implements KeyValueStore {
    * Wraps `client`. When `owned`, `close()` ends the client; otherwise (a shared client)
    * `close()` only stops this store from being used.
    */
-  constructor(client: Redis, options: { owned?: boolean; describe?: string } = {}) {
+  readonly #cap: number;
+
+  /**
+   * Wraps `client` (made by `createRedisClient`, which defines the capped reads). When `owned`,
+   * `close()` ends the client; otherwise (a shared client) `close()` only stops this store from
+   * being used. `maxReplyBytes`: see RedisStoreOptions.
+   */
+  constructor(client: Redis, options: { owned?: boolean; describe?: string; maxReplyBytes?: number } = {}) {
     this.#client = client;
     this.#owned = options.owned ?? false;
     this.#where = options.describe ?? 'redis';
+    this.#cap = options.maxReplyBytes ?? REDIS_STORE_DEFAULTS.maxReplyBytes;
   }
 
   /** A store with its own client for `url`. */
   static connect(url: string, options: RedisStoreOptions = {}, logger?: Logger): RedisKeyValueStore {
-    return new RedisKeyValueStore(createRedisClient(url, options, logger), { owned: true, describe: redactUrl(url) });
+    return new RedisKeyValueStore(createRedisClient(url, options, logger), { owned: true, describe: redactUrl(url), ...(options.maxReplyBytes ? { maxReplyBytes: options.maxReplyBytes } : {}) });
   }
 
   async get(key: string): Promise<GetResult> {
-    const value = await this.#run('Get', key, (c) => c.get(key));
+    const value = await this.#run('Get', key, (c) => capped(c).wasmletGet(key, this.#cap));
     return value === null ? { value: '', exists: false } : { value, exists: true };
   }
 
@@ -135,7 +211,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   async range(key: string, start: number, stop: number): Promise<string[]> {
-    return this.#run('Range', key, (c) => c.lrange(key, start, stop));
+    return this.#run('Range', key, (c) => capped(c).wasmletRange(key, start, stop, this.#cap));
   }
 
   async push(key: string, value: string): Promise<number> {
@@ -160,16 +236,16 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async setUnion(keys: string[]): Promise<string[]> {
     if (keys.length === 0) throw emptyKeysError('SetUnion');
-    return this.#run('SetUnion', keys.join(','), (c) => c.sunion(...keys));
+    return this.#run('SetUnion', keys.join(','), (c) => capped(c).wasmletSets(keys.length, ...keys, this.#cap, 'SUNION'));
   }
 
   async setIntersection(keys: string[]): Promise<string[]> {
     if (keys.length === 0) throw emptyKeysError('SetIntersection');
-    return this.#run('SetIntersection', keys.join(','), (c) => c.sinter(...keys));
+    return this.#run('SetIntersection', keys.join(','), (c) => capped(c).wasmletSets(keys.length, ...keys, this.#cap, 'SINTER'));
   }
 
   async setQuery(key: string): Promise<string[]> {
-    return this.#run('SetQuery', key, (c) => c.smembers(key));
+    return this.#run('SetQuery', key, (c) => capped(c).wasmletSets(1, key, this.#cap, 'SMEMBERS'));
   }
 
   async keyExists(key: string): Promise<boolean> {
@@ -193,6 +269,9 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   #error(op: string, key: string, err: unknown): OperationError {
     const message = err instanceof Error ? err.message : String(err);
+    if (isReplyError(err) && message.startsWith(TOO_LARGE)) {
+      return backendError(op, `the reply would hold ${message.slice(TOO_LARGE.length + 1)}, over the limit of ${this.#cap} (maxPayloadBytes); ask for less`, err);
+    }
     if (isReplyError(err) && CALLER_ERRORS.test(message)) return badRequest(op, key, message, err);
     if (isReplyError(err)) return backendError(op, `redis error: ${message}`, err);
     return backendError(op, `redis at ${this.#where} unavailable: ${message}`, err);
@@ -241,7 +320,7 @@ export function redisBackend(options: RedisStoreOptions = {}): KeyValueBackendFa
       shared.refs++;
       const entry = shared;
       let released = false;
-      const store = new RedisKeyValueStore(entry.client, { owned: false, describe });
+      const store = new RedisKeyValueStore(entry.client, { owned: false, describe, ...(options.maxReplyBytes ? { maxReplyBytes: options.maxReplyBytes } : {}) });
       return {
         store,
         describe,

@@ -9,13 +9,14 @@
  * TLSF), so allocation and freeing are O(1) and freed memory is reused whatever sizes come next.
  * Space never used yet is a bump region at the end; a free block touching it is given back to it.
  */
+import { threadId } from 'node:worker_threads';
 import { ProviderError } from '../errors.ts';
 import { backendError } from './store.ts';
 
 /** "WKV1": tells a table's buffer from any other SharedArrayBuffer. */
 const MAGIC = 0x574b5631;
 /** Bumped whenever the layout changes, so threads running different code never share one. */
-const VERSION = 1;
+const VERSION = 2;
 
 // Header words (index into a Uint32Array of the buffer).
 const W_MAGIC = 0;
@@ -41,6 +42,11 @@ export const MIN_BYTES = 64 * 1024;
 export const MAX_BYTES = 2 ** 31;
 /** Spins on the lock word before sleeping: an operation holds the lock well under a microsecond. */
 const SPIN = 400;
+/** Lock word: the holder's tag in the low bits, and a bit saying that others may be asleep on it. */
+const WAITERS = 0x40000000;
+const OWNER = 0x3fffffff;
+/** This thread's tag: its threadId + 1 (the main thread's threadId is 0), unique in the process. */
+const SELF = (threadId + 1) & OWNER;
 
 /** Free-list index of a block of `size` bytes: (first level << 5) | second level. */
 function sizeClass(size: number): number {
@@ -102,32 +108,70 @@ export class SharedHeap {
     return new SharedHeap(buffer, lockTimeoutMs);
   }
 
-  // ---- lock: 0 free, 1 held, 2 held with (possible) sleepers -------------------------------
+  // ---- lock: 0 free, else the holder's tag (its threadId + 1) and a waiters bit -------------
 
   /** Takes the lock or throws BACKEND_ERROR for `op` after the lock timeout. */
   lock(op: string): void {
-    if (Atomics.compareExchange(this.i32, W_LOCK, 0, 1) !== 0) this.#lockSlow(op);
+    if (Atomics.compareExchange(this.i32, W_LOCK, 0, SELF) !== 0) this.#lockSlow(op);
   }
 
   #lockSlow(op: string): void {
     const i32 = this.i32;
     for (let i = 0; i < SPIN; i++) {
-      if (Atomics.load(i32, W_LOCK) === 0 && Atomics.compareExchange(i32, W_LOCK, 0, 1) === 0) return;
+      if (Atomics.load(i32, W_LOCK) === 0 && Atomics.compareExchange(i32, W_LOCK, 0, SELF) === 0) return;
     }
     const deadline = performance.now() + this.#lockTimeoutMs;
-    while (Atomics.exchange(i32, W_LOCK, 2) !== 0) {
+    for (;;) {
+      let cur = Atomics.load(i32, W_LOCK);
+      if (cur === 0) {
+        // Taken with the waiters bit set: others may be asleep, so the release wakes one.
+        if (Atomics.compareExchange(i32, W_LOCK, 0, SELF | WAITERS) === 0) return;
+        continue;
+      }
+      if ((cur & WAITERS) === 0) {
+        if (Atomics.compareExchange(i32, W_LOCK, cur, cur | WAITERS) !== cur) continue;
+        cur |= WAITERS;
+      }
       const left = deadline - performance.now();
       if (left <= 0) {
-        throw backendError(op, `timed out after ${this.#lockTimeoutMs} ms waiting for the shared key-value table's lock`);
+        throw backendError(op, `timed out after ${this.#lockTimeoutMs} ms waiting for the shared key-value table's lock (held by thread ${(cur & OWNER) - 1})`);
       }
-      Atomics.wait(i32, W_LOCK, 2, left);
+      Atomics.wait(i32, W_LOCK, cur, left);
     }
   }
 
+  /** Releases the lock if this thread holds it (after a takeover it no longer does). */
   unlock(): void {
-    if (Atomics.sub(this.i32, W_LOCK, 1) !== 1) {
-      Atomics.store(this.i32, W_LOCK, 0);
-      Atomics.notify(this.i32, W_LOCK, 1);
+    const i32 = this.i32;
+    let cur = Atomics.load(i32, W_LOCK);
+    while ((cur & OWNER) === SELF) {
+      const seen = Atomics.compareExchange(i32, W_LOCK, cur, 0);
+      if (seen === cur) {
+        if ((cur & WAITERS) !== 0) Atomics.notify(i32, W_LOCK, 1);
+        return;
+      }
+      cur = seen;
+    }
+  }
+
+  /** The thread holding the lock (its threadId), or -1 when it is free. */
+  get holder(): number {
+    const cur = Atomics.load(this.i32, W_LOCK);
+    return cur === 0 ? -1 : (cur & OWNER) - 1;
+  }
+
+  /**
+   * Takes the lock over from thread `deadThreadId`, which must be gone for good (its worker
+   * exited): true when that thread held it, and this one holds it now. Its operation may have
+   * been cut short, so the caller checks (and repairs) the data before it unlocks.
+   */
+  takeOverFrom(deadThreadId: number): boolean {
+    const tag = (deadThreadId + 1) & OWNER;
+    const i32 = this.i32;
+    for (;;) {
+      const cur = Atomics.load(i32, W_LOCK);
+      if ((cur & OWNER) !== tag || tag === SELF) return false;
+      if (Atomics.compareExchange(i32, W_LOCK, cur, SELF | (cur & WAITERS)) === cur) return true;
     }
   }
 
@@ -259,6 +303,52 @@ export class SharedHeap {
       w[W_SL_BITMAP + (cls >>> 5)] = sl;
       if (sl === 0) w[W_FL_BITMAP] = (w[W_FL_BITMAP] as number) & ~(1 << (cls >>> 5));
     }
+  }
+
+  /** Forgets every block: the heap is empty again (call with the lock held). */
+  resetBlocks(): void {
+    const w = this.u32;
+    w.fill(0, W_FL_BITMAP, W_HEADS + FL_COUNT * 32);
+    w[W_TOP] = HEAP_START;
+    w[W_TOP_PREV] = 0;
+  }
+
+  /**
+   * Rebuilds the allocator's bookkeeping from the blocks themselves, after an operation was cut
+   * short: neighbouring free blocks merge, a free block at the end goes back to the unused region,
+   * the free lists and bitmaps are made anew. False when the blocks do not tile the heap (then
+   * nothing can be trusted and nothing was changed).
+   */
+  rebuildFreeLists(): boolean {
+    const w = this.u32;
+    const top = w[W_TOP] as number;
+    for (let b = HEAP_START; b < top; ) {
+      const size = (w[b >>> 2] as number) & ~USED;
+      if (size < MIN_BLOCK || size % 8 !== 0 || b + size > top) return false;
+      b += size;
+    }
+    w.fill(0, W_FL_BITMAP, W_HEADS + FL_COUNT * 32);
+    let prevSize = 0;
+    let b = HEAP_START;
+    while (b < top) {
+      let size = (w[b >>> 2] as number) & ~USED;
+      const free = ((w[b >>> 2] as number) & USED) === 0;
+      if (free) {
+        while (b + size < top && ((w[(b + size) >>> 2] as number) & USED) === 0) size += (w[(b + size) >>> 2] as number) & ~USED;
+        if (b + size === top) {
+          w[W_TOP] = b;
+          w[W_TOP_PREV] = prevSize;
+          return true;
+        }
+        w[b >>> 2] = size;
+      }
+      w[(b >>> 2) + 1] = prevSize;
+      if (free) this.#linkFree(b, size);
+      prevSize = size;
+      b += size;
+    }
+    w[W_TOP_PREV] = prevSize;
+    return true;
   }
 
   /**

@@ -11,7 +11,8 @@
  */
 import { backendError, badRequest, WRONG_TYPE_MESSAGE } from './store.ts';
 import { ROOT, type SharedHeap } from './shared-heap.ts';
-import { hashBytes, tableAt, tableCount, tableFind, tableRemoveAt, tableSlotOf } from './shared-hash.ts';
+import { hashBytes, tableAt, tableCount, tableFind, tableInit, tableRemoveAt, tableSlotOf } from './shared-hash.ts';
+import { Gathered } from './shared-results.ts';
 
 export const STRING = 0;
 export const LIST = 1;
@@ -41,6 +42,17 @@ const R_OPS = ROOT + 12;
 const R_EXP_HEAD = ROOT + 16;
 const R_EXP_CURSOR = ROOT + 20;
 const R_EXP_COUNT = ROOT + 24;
+/** Limits, written when the table is made (see SharedTableOptions). */
+const R_MAX_ITEMS = ROOT + 28;
+const R_MAX_RESULT = ROOT + 32;
+/** Entries taken out of the keyspace whose items are still being freed, a few per operation. */
+const R_PENDING = ROOT + 36;
+/** Times a dead thread's lock was taken over, and times the table had to be emptied then. */
+const R_RECOVERED = ROOT + 40;
+const R_RESETS = ROOT + 44;
+
+/** Items of a big list or set freed per operation once it is deleted (the rest wait for the next). */
+const FREE_BATCH = 1024;
 
 /** Operations between two sweeps (a power of two, used as a mask). */
 const SWEEP_EVERY = 64;
@@ -67,6 +79,8 @@ export class Keyspace {
   slot = -1;
   /** Byte length of the last `utf8` result. */
   n = 0;
+  /** Where list and set reads copy their items (turned into strings once the lock is released). */
+  readonly gathered = new Gathered();
 
   constructor(heap: SharedHeap, now: () => number) {
     this.heap = heap;
@@ -80,14 +94,62 @@ export class Keyspace {
     return Atomics.load(this.w, (KEYS >>> 2) + 2);
   }
 
-  /** Every operation starts here, lock held: refuse when closed, and sweep now and then. */
+  /** The most items one list or set holds. */
+  get maxItems(): number {
+    return this.w[R_MAX_ITEMS >>> 2] as number;
+  }
+
+  /** The most bytes (as a reply would carry them) one read returns. */
+  get maxResultBytes(): number {
+    return this.w[R_MAX_RESULT >>> 2] as number;
+  }
+
+  /** Lock takeovers from dead threads, and how many of them had to empty the table. */
+  get recoveries(): { recovered: number; resets: number } {
+    return { recovered: Atomics.load(this.w, R_RECOVERED >>> 2), resets: Atomics.load(this.w, R_RESETS >>> 2) };
+  }
+
+  /** Makes an empty keyspace with these limits (a new table, or one being reset); lock held or not shared yet. */
+  init(initialKeys: number, maxItems: number, maxResultBytes: number): boolean {
+    const w = this.w;
+    w.fill(0, ROOT >>> 2, (ROOT + 64) >>> 2);
+    w[R_MAX_ITEMS >>> 2] = maxItems;
+    w[R_MAX_RESULT >>> 2] = maxResultBytes;
+    return tableInit(this.heap, KEYS, initialKeys);
+  }
+
+  /**
+   * After a dead thread's lock was taken over: true when the keyspace checks out (the allocator's
+   * bookkeeping is rebuilt from the blocks on the way); otherwise the table is emptied, keeping
+   * its limits. Either way the table is consistent afterwards.
+   */
+  recover(initialKeys: number): 'repaired' | 'reset' {
+    const w = this.w;
+    Atomics.add(w, R_RECOVERED >>> 2, 1);
+    if (this.heap.rebuildFreeLists() && this.heap.verify().problems.length === 0 && this.verify().length === 0) return 'repaired';
+    const recovered = w[R_RECOVERED >>> 2] as number;
+    const resets = (w[R_RESETS >>> 2] as number) + 1;
+    this.heap.resetBlocks();
+    this.init(initialKeys, this.maxItems, this.maxResultBytes);
+    w[R_RECOVERED >>> 2] = recovered;
+    w[R_RESETS >>> 2] = resets;
+    return 'reset';
+  }
+
+  /** Every operation starts here, lock held: refuse when closed, free a few deleted items, sweep now and then. */
   begin(op: string): void {
     if (this.heap.closed) throw backendError(op, 'key-value store is closed');
     this.#t = -1;
     const w = this.w;
     const ops = ((w[R_OPS >>> 2] as number) + 1) >>> 0;
     w[R_OPS >>> 2] = ops;
+    if (w[R_PENDING >>> 2] !== 0) this.#freePending(FREE_BATCH);
     if ((ops & (SWEEP_EVERY - 1)) === 0 && w[R_EXP_COUNT >>> 2] !== 0) this.#sweep();
+  }
+
+  /** The error for a list or set that would pass `maxItems`. */
+  tooManyItems(op: string, key: string, what: 'list' | 'set'): Error {
+    return backendError(op, `the ${what} at ${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)} holds ${this.maxItems} items, the most one ${what} may hold in the shared-memory backend (use Redis for larger ones)`);
   }
 
   /** The clock, read once per operation so every check in it agrees. */
@@ -196,17 +258,20 @@ export class Keyspace {
     return this.heap.text(p + M_BYTES, this.w[p >>> 2] as number);
   }
 
-  /** The members of set entry `e`, in slot order. */
-  members(e: number): string[] {
+  /** Copies item or member `p` into the result being gathered. */
+  gather(p: number): void {
+    this.gathered.add(this.u8, p + M_BYTES, this.w[p >>> 2] as number);
+  }
+
+  /** Copies the members of set entry `e`, in slot order, into the result being gathered. */
+  gatherMembers(e: number): void {
     const w = this.w;
     const base = (w[(e + E_MEMBERS) >>> 2] as number) >>> 2;
     const cap = w[((e + E_MEMBERS) >>> 2) + 1] as number;
-    const out: string[] = [];
     for (let i = 0; i < cap; i++) {
       const m = w[base + i * 2 + 1] as number;
-      if (m !== 0) out.push(this.itemText(m));
+      if (m !== 0) this.gather(m);
     }
-    return out;
   }
 
   /** Removes entry `e` (in keyspace `slot`) and frees all it holds. */
@@ -215,12 +280,21 @@ export class Keyspace {
     this.drop(e);
   }
 
-  /** Frees an entry already out of the keyspace, with its list items or set members. */
+  /**
+   * Frees an entry already out of the keyspace, with its list items or set members; a big list
+   * or set goes on the pending list, and later operations free its items a batch at a time.
+   */
   drop(e: number): void {
     const heap = this.heap;
     const w = this.w;
     if (this.f64[(e + E_EXP) >>> 3] !== 0) this.#unlinkExpiring(e);
     const kind = (w[e >>> 2] as number) & KIND;
+    if ((kind === LIST && (w[(e + E_LEN) >>> 2] as number) > FREE_BATCH) || (kind === SET && tableCount(heap, e + E_MEMBERS) > FREE_BATCH)) {
+      this.f64[(e + E_EXP) >>> 3] = 0;
+      w[(e + E_EXP_NEXT) >>> 2] = w[R_PENDING >>> 2] as number;
+      w[R_PENDING >>> 2] = e;
+      return;
+    }
     if (kind === LIST) {
       const items = w[(e + E_ITEMS) >>> 2] as number;
       const len = w[(e + E_LEN) >>> 2] as number;
@@ -276,6 +350,47 @@ export class Keyspace {
     }
     if (!cursorSeen) problems.push('the sweep cursor is not on the expiring list');
     return problems;
+  }
+
+  /**
+   * Frees up to `budget` items of the entries waiting on the pending list. A count is lowered
+   * before its item is freed, so an operation cut short here leaks an item, never frees one twice.
+   */
+  #freePending(budget: number): void {
+    const heap = this.heap;
+    const w = this.w;
+    let e = w[R_PENDING >>> 2] as number;
+    while (e !== 0 && budget > 0) {
+      if (((w[e >>> 2] as number) & KIND) === LIST) {
+        const items = (w[(e + E_ITEMS) >>> 2] as number) >>> 2;
+        let len = w[(e + E_LEN) >>> 2] as number;
+        for (; len > 0 && budget > 0; budget--) {
+          len--;
+          w[(e + E_LEN) >>> 2] = len;
+          heap.free(w[items + len] as number);
+        }
+        if (len > 0) return;
+        heap.free(items << 2);
+      } else {
+        const slots = (w[(e + E_MEMBERS) >>> 2] as number) >>> 2;
+        let cap = w[((e + E_MEMBERS) >>> 2) + 1] as number;
+        while (cap > 0 && budget > 0) {
+          cap--;
+          w[((e + E_MEMBERS) >>> 2) + 1] = cap;
+          const m = w[slots + cap * 2 + 1] as number;
+          if (m !== 0) {
+            heap.free(m);
+            budget--;
+          }
+        }
+        if (cap > 0) return;
+        heap.free(slots << 2);
+      }
+      const next = w[(e + E_EXP_NEXT) >>> 2] as number;
+      w[R_PENDING >>> 2] = next;
+      heap.free(e);
+      e = next;
+    }
   }
 
   /** Sets entry `e`'s expiry (0 = never), keeping the list of expiring entries in step. */

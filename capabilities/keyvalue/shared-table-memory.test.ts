@@ -6,7 +6,7 @@ import { SharedKeyValueTable } from './shared-table.ts';
 
 describe('shared table: memory', () => {
   test('the keyspace and a set grow far past their first size', () => {
-    const t = SharedKeyValueTable.create();
+    const t = SharedKeyValueTable.create({ maxItems: 32_768 });
     const n = 200_000;
     for (let i = 0; i < n; i++) t.set(`key:${i}`, `value:${i}`, 0);
     assert.equal(t.size, n);

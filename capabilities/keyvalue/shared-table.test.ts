@@ -1,54 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Worker } from 'node:worker_threads';
 import { isProviderError } from '../errors.ts';
-import { assertTableSound, heapOf, throwsOp } from './shared-table-checks.ts';
+import { assertTableSound, heapOf, TableWorker, throwsOp, type WireError } from './shared-table-checks.ts';
 import { SharedKeyValueTable } from './shared-table.ts';
-
-interface WireError {
-  name: string;
-  code?: string;
-  message: string;
-}
-
-/** A worker thread attached to tables the test gives it. */
-class TableWorker {
-  readonly #worker: Worker;
-  #next = 0;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-
-  private constructor(worker: Worker) {
-    this.#worker = worker;
-    worker.on('message', (msg: { id?: number; result?: unknown; error?: WireError }) => {
-      if (msg.id === undefined) return;
-      const p = this.#pending.get(msg.id);
-      this.#pending.delete(msg.id);
-      if (msg.error) p?.reject(Object.assign(new Error(msg.error.message), msg.error));
-      else p?.resolve(msg.result);
-    });
-  }
-
-  static async start(): Promise<TableWorker> {
-    const worker = new Worker(new URL('./shared-table-test-worker.mjs', import.meta.url));
-    await new Promise<void>((resolve, reject) => {
-      worker.once('message', () => resolve());
-      worker.once('error', reject);
-    });
-    return new TableWorker(worker);
-  }
-
-  call(method: string, ...args: unknown[]): Promise<unknown> {
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, method, args });
-    });
-  }
-
-  terminate(): Promise<number> {
-    return this.#worker.terminate();
-  }
-}
 
 async function rejectsWire(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
   await assert.rejects(promise, (err: WireError) => {
@@ -167,7 +121,7 @@ describe('shared table: across threads', () => {
   const attachAll = (t: SharedKeyValueTable, options: object = {}) => Promise.all(workers.map((w) => w.call('attach', t.buffer, options)));
 
   test('concurrent add, push and setAdd from workers and the main thread lose nothing', async () => {
-    const t = SharedKeyValueTable.create({ bytes: 8 << 20 });
+    const t = SharedKeyValueTable.create({ bytes: 8 << 20, maxItems: 65_536 });
     await attachAll(t);
     const n = 20_000;
     const gate = new SharedArrayBuffer(4);

@@ -15,8 +15,9 @@ import type { GetResult } from './store.ts';
 import { NOT_INTEGER_MESSAGE, OVERFLOW_MESSAGE, WRONG_TYPE_MESSAGE, badRequest } from './store.ts';
 import * as collections from './shared-collections.ts';
 import { MAX_BYTES, MIN_BYTES, SharedHeap, invalidOptions } from './shared-heap.ts';
-import { tableAt, tableInit, tableInsert, tableReserve, tableSetAt } from './shared-hash.ts';
+import { tableAt, tableInsert, tableReserve, tableSetAt } from './shared-hash.ts';
 import { E_KEY, E_NUM, E_VALLEN, KEYS, KIND, Keyspace, NUM, STRING } from './shared-keyspace.ts';
+import type { Gathered } from './shared-results.ts';
 
 export interface SharedTableOptions {
   /**
@@ -31,11 +32,25 @@ export interface SharedTableOptions {
   now?: () => number;
   /** How long an operation waits for the lock before failing with BACKEND_ERROR. Default 2000 ms. */
   lockTimeoutMs?: number;
+  /**
+   * The most items one list or set holds; one more fails with BACKEND_ERROR. It bounds what any
+   * one operation does under the lock (a whole-set read or union of sets this size holds it for a
+   * few milliseconds). Default 16,384.
+   */
+  maxItems?: number;
+  /**
+   * The most one read returns, in reply bytes (each item's bytes plus 5); a read past it fails
+   * with BACKEND_ERROR, after copying no more than that under the lock. Default 2 MiB (the host's
+   * default cap on a host-call reply).
+   */
+  maxResultBytes?: number;
 }
 
 export type SharedTableAttachOptions = Pick<SharedTableOptions, 'now' | 'lockTimeoutMs'>;
 
 export const DEFAULT_TABLE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_ITEMS = 16_384;
+export const DEFAULT_MAX_RESULT_BYTES = 2 * 1024 * 1024;
 
 const INITIAL_KEYS = 1024;
 
@@ -76,9 +91,44 @@ export class SharedKeyValueTable {
       throw invalidOptions(`bytes must be an integer from ${MIN_BYTES} (64 KiB) to ${MAX_BYTES} (2 GiB), got ${String(bytes)}`);
     }
     const { now, lockTimeoutMs } = checkAttachOptions(options);
+    const maxItems = options.maxItems ?? DEFAULT_MAX_ITEMS;
+    if (!Number.isSafeInteger(maxItems) || maxItems < 1 || maxItems > 2 ** 26) throw invalidOptions(`maxItems must be an integer from 1 to ${2 ** 26}, got ${String(maxItems)}`);
+    const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+    if (!Number.isSafeInteger(maxResultBytes) || maxResultBytes < 1024 || maxResultBytes > 2 ** 30) {
+      throw invalidOptions(`maxResultBytes must be an integer from 1024 to ${2 ** 30}, got ${String(maxResultBytes)}`);
+    }
     const heap = SharedHeap.create(bytes, lockTimeoutMs);
-    tableInit(heap, KEYS, INITIAL_KEYS); // always fits: MIN_BYTES leaves room
-    return new SharedKeyValueTable(heap, now);
+    const table = new SharedKeyValueTable(heap, now);
+    table.#k.init(INITIAL_KEYS, maxItems, maxResultBytes); // always fits: MIN_BYTES leaves room
+    return table;
+  }
+
+  /**
+   * Recovers the lock of a thread that is gone (its worker exited) while it held it, e.g. in the
+   * middle of an operation: the lock is taken over, the table checked (the allocator's
+   * bookkeeping rebuilt from its blocks) or, when an operation was cut short where that cannot
+   * mend it, emptied; then the lock is released. Never call it for a thread that may still run.
+   * Returns what was done: `not-held` (the thread did not hold the lock), `repaired` or `reset`.
+   */
+  static recoverDeadThread(buffer: SharedArrayBuffer, deadThreadId: number): 'not-held' | 'repaired' | 'reset' {
+    const table = SharedKeyValueTable.attach(buffer);
+    const heap = table.#heap;
+    if (!heap.takeOverFrom(deadThreadId)) return 'not-held';
+    try {
+      return table.#k.recover(INITIAL_KEYS);
+    } finally {
+      heap.unlock();
+    }
+  }
+
+  /** Lock takeovers from dead threads, and how many emptied the table (diagnostics and tests). */
+  get recoveries(): { recovered: number; resets: number } {
+    return this.#k.recoveries;
+  }
+
+  /** The thread holding the lock (its threadId), or -1 (diagnostics and tests). */
+  get lockHolder(): number {
+    return this.#heap.holder;
   }
 
   /** The table another thread created in `buffer`; throws when the buffer holds none. */
@@ -207,12 +257,15 @@ export class SharedKeyValueTable {
 
   range(key: string, start: number, stop: number): string[] {
     const k = this.#enter('Range');
+    let g: Gathered;
     try {
       k.begin('Range');
-      return collections.range(k, key, start, stop);
+      g = k.gathered.begin('Range', k.maxResultBytes);
+      collections.range(k, key, start, stop);
     } finally {
       this.#heap.unlock();
     }
+    return g.strings();
   }
 
   push(key: string, value: string): number {
@@ -258,35 +311,46 @@ export class SharedKeyValueTable {
 
   /** SUNION: missing keys count as empty sets. */
   setUnion(keys: string[]): string[] {
+    const unique = distinct(keys);
     const k = this.#enter('SetUnion');
+    let g: Gathered;
     try {
       k.begin('SetUnion');
-      return collections.setUnion(k, keys);
+      g = k.gathered.begin('SetUnion', k.maxResultBytes);
+      collections.setUnion(k, unique);
     } finally {
       this.#heap.unlock();
     }
+    return g.strings();
   }
 
   /** SINTER: every key's kind is checked first, then a missing key makes the result empty. */
   setIntersection(keys: string[]): string[] {
+    const unique = distinct(keys);
     const k = this.#enter('SetIntersection');
+    let g: Gathered;
     try {
       k.begin('SetIntersection');
-      return collections.setIntersection(k, keys);
+      g = k.gathered.begin('SetIntersection', k.maxResultBytes);
+      collections.setIntersection(k, unique);
     } finally {
       this.#heap.unlock();
     }
+    return g.strings();
   }
 
   /** SMEMBERS. */
   setQuery(key: string): string[] {
     const k = this.#enter('SetQuery');
+    let g: Gathered;
     try {
       k.begin('SetQuery');
-      return collections.setQuery(k, key);
+      g = k.gathered.begin('SetQuery', k.maxResultBytes);
+      collections.setQuery(k, key);
     } finally {
       this.#heap.unlock();
     }
+    return g.strings();
   }
 
   keyExists(key: string): boolean {
@@ -323,4 +387,9 @@ export class SharedKeyValueTable {
     this.#heap.lock(op);
     return this.#k;
   }
+}
+
+/** Keys without repeats (a set counted twice adds nothing to a union or an intersection). */
+function distinct(keys: string[]): string[] {
+  return keys.length < 2 ? keys : [...new Set(keys)];
 }

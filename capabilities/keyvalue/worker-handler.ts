@@ -26,3 +26,12 @@ export function createWorkerHandler(data: WorkerHandlerData, ctx: WorkerRouteCon
     return op.encode(result);
   };
 }
+
+/**
+ * Called by the host on its main thread once an actor worker that had this route has ended: if
+ * the worker died holding the table's lock (a crash inside an operation), the lock is taken
+ * over, the table checked or emptied, and released (see SharedKeyValueTable.recoverDeadThread).
+ */
+export function recoverThread(data: WorkerHandlerData, threadId: number): 'not-held' | 'repaired' | 'reset' {
+  return SharedKeyValueTable.recoverDeadThread(data.buffer, threadId);
+}

@@ -25,7 +25,8 @@ describe('key-value calls answered in actor workers (memory backend)', () => {
     };
     await host.addProvider(provider);
     toolbox = await toolboxActor();
-    await host.startActor(toolbox.bytes, { maxInstances: 2 });
+    // Both workers at once (beyond the default fair share), so that two threads share the table.
+    await host.startActor(toolbox.bytes, { maxInstances: 2, maxConcurrency: 2 });
     await host.putLink({ actor: toolbox.id, contract: KEY_VALUE, values: { BUCKET: 'routes' } });
   });
   after(() => host.stop());

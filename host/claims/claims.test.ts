@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { computeModuleHash, inspectActor, readClaims, signActor, verifyActor, type SignActorOptions } from './claims.ts';
 import { decodeJwt, encodeJwt } from './jwt.ts';
-import { generateKeyPair } from './keys.ts';
+import { generateKeyPair, signingKey } from './keys.ts';
 import { appendCustomSection, customSection, listCustomSections, parseWasmLayout, stripCustomSections } from './wasm-sections.ts';
 
 const fixtures = new URL('../shared/fixtures/', new URL('../../', import.meta.url));
@@ -278,4 +278,52 @@ test('bad sign and verify options are refused without echoing seeds', () => {
   }
   assert.throws(() => verifyActor(SMALL_MODULE, { issuers: ['not-a-key'] }), { code: 'OPTIONS_INVALID', message: /issuers\.0: not an account public key/ });
   assert.throws(() => sign(new TextEncoder().encode('nope')), { code: 'WASM_MALFORMED' });
+});
+
+test('an oversized claims section is refused before it is copied or decoded, with the reason', () => {
+  // An unsigned 80 MiB "JWT" once took seconds of main-thread time and hundreds of MiB.
+  const huge = appendCustomSection(SMALL_MODULE, 'jwt', new Uint8Array(80 * 1024 * 1024).fill(0x41));
+  const before = process.memoryUsage().arrayBuffers;
+  const started = performance.now();
+  assertRefused(() => verifyActor(huge), 'CLAIMS_MALFORMED', /section "jwt" is 83886080 bytes, over the limit of 65536/);
+  const ms = performance.now() - started;
+  // Generous bounds (the old path took ~4 s): what matters is that nothing scaled with the section.
+  assert.ok(ms < 1000, `refused in ${ms.toFixed(0)} ms`);
+  assert.ok(process.memoryUsage().arrayBuffers - before < 8 * 1024 * 1024, 'the section was not copied');
+  assertRefused(() => readClaims(huge), 'CLAIMS_MALFORMED', /over the limit/);
+  assert.throws(() => inspectActor(huge), /over the limit/);
+});
+
+test('the signature is checked before the claims are parsed, and the claims are parsed once', () => {
+  const signed = sign(SMALL_MODULE);
+  const header = signed.token.split('.')[0]!;
+  const tokenFor = (claimsText: string, seed: string) => {
+    const input = `${header}.${Buffer.from(claimsText).toString('base64url')}`;
+    return `${input}.${Buffer.from(signingKey(seed).sign(new TextEncoder().encode(input))).toString('base64url')}`;
+  };
+  // Claims that are not JSON at all, naming an issuer: a wrong signer is refused for the
+  // signature, so the parse (which would fail) never ran; the right signer gets to the parse.
+  const notJson = `{"iss":"${account.publicKey}", this is not json`;
+  const other = generateKeyPair('account');
+  assertRefused(() => verifyActor(withToken(signed.bytes, tokenFor(notJson, other.seed))), 'CLAIMS_SIGNATURE', /does not verify with the issuer's key A/);
+  assertRefused(() => verifyActor(withToken(signed.bytes, tokenFor(notJson, account.seed))), 'CLAIMS_MALFORMED', /claims is not UTF-8 JSON/);
+  // A decoy "iss" signed by the attacker cannot lend its key to the issuer the claims name.
+  const decoy = JSON.stringify({ x: { iss: other.publicKey }, ...signed.claims });
+  assertRefused(() => verifyActor(withToken(signed.bytes, tokenFor(decoy, other.seed))), 'CLAIMS_SIGNATURE', new RegExp(`signed by ${other.publicKey} but its claims name the issuer "${account.publicKey}"`));
+  // No issuer at all: refused without a parse.
+  assertRefused(() => verifyActor(withToken(signed.bytes, tokenFor('{"sub":"x"}', account.seed))), 'CLAIMS_MALFORMED', /no issuer account key/);
+
+  const claimsText = Buffer.from(signed.token.split('.')[1]!, 'base64url').toString();
+  const parse = JSON.parse;
+  let parsed = 0;
+  JSON.parse = (text: string, reviver?: Parameters<typeof JSON.parse>[1]) => {
+    if (text === claimsText) parsed++;
+    return parse(text, reviver);
+  };
+  try {
+    assert.equal(verifyActor(signed.bytes, { now: NOW }).subject, module.publicKey);
+  } finally {
+    JSON.parse = parse;
+  }
+  assert.equal(parsed, 1, 'the claims were parsed once');
 });

@@ -7,9 +7,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ClaimsError, OptionsError, isWasmletError, type ClaimsErrorCode } from '../errors.ts';
 import type { ActorClaims } from '../types.ts';
-import { decodeJwt, encodeJwt, verifyJwtSignature } from './jwt.ts';
+import { encodeJwt, issuerCandidates, MAX_TOKEN_BYTES, parseJwtClaims, splitJwt, verifyJwtSignature, type SplitJwt } from './jwt.ts';
 import { generateKeyPair, isPublicKey, signingKey } from './keys.ts';
-import { appendCustomSection, customSection, keptRanges, stripCustomSections } from './wasm-sections.ts';
+import { appendCustomSection, keptRanges, listCustomSections, stripCustomSections } from './wasm-sections.ts';
 
 export const JWT_SECTION = 'jwt';
 export const LEGACY_JWT_SECTION = 'wasmcloud_jwt';
@@ -154,38 +154,83 @@ function dropNulls(value: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 }
 
+/** The largest claims section accepted (the token's own limit): it is refused before it is copied or decoded. */
+export const MAX_CLAIMS_SECTION_BYTES = MAX_TOKEN_BYTES;
+
+interface RawToken {
+  token: string;
+  section: string;
+  split: SplitJwt;
+}
+
+/**
+ * The claims section's token, split and size-checked but with its claims not parsed. Throws
+ * ClaimsError(CLAIMS_MISSING) when unsigned, ClaimsError(CLAIMS_MALFORMED) when unreadable or too large.
+ */
+function readToken(bytes: Uint8Array): RawToken {
+  let found: { name: string; dataStart: number; end: number } | undefined;
+  try {
+    const sections = listCustomSections(bytes);
+    found = sections.find((s) => s.name === JWT_SECTION) ?? sections.find((s) => s.name === LEGACY_JWT_SECTION);
+  } catch (err) {
+    const why = isWasmletError(err) ? err.message : `malformed WebAssembly binary: ${(err as Error).message}`;
+    throw new ClaimsError('CLAIMS_MALFORMED', why, { cause: err });
+  }
+  if (!found) {
+    throw new ClaimsError('CLAIMS_MISSING', `not signed: no "${JWT_SECTION}" or "${LEGACY_JWT_SECTION}" custom section holds claims`);
+  }
+  const section = found.name;
+  const size = found.end - found.dataStart;
+  if (size > MAX_CLAIMS_SECTION_BYTES) {
+    throw new ClaimsError('CLAIMS_MALFORMED', `malformed claims token: section "${section}" is ${size} bytes, over the limit of ${MAX_CLAIMS_SECTION_BYTES} (real claims are a few hundred bytes)`);
+  }
+  let token: string;
+  try {
+    token = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(found.dataStart, found.end)).trim();
+  } catch (err) {
+    throw new ClaimsError('CLAIMS_MALFORMED', `malformed claims token: section "${section}" is not UTF-8 text`, { cause: err });
+  }
+  return { token, section, split: splitJwt(token) };
+}
+
+/** Parses and validates the claims of a token (once). Throws ClaimsError(CLAIMS_MALFORMED). */
+function claimsOf(raw: RawToken): ActorClaims {
+  const decoded = dropNulls(parseJwtClaims(raw.split).claims);
+  if (decoded.wascap && typeof decoded.wascap === 'object' && !Array.isArray(decoded.wascap)) {
+    decoded.wascap = dropNulls(decoded.wascap as Record<string, unknown>);
+  }
+  const parsed = claimsSchema.safeParse(decoded);
+  if (!parsed.success) {
+    throw new ClaimsError('CLAIMS_MALFORMED', `malformed claims: ${zodMessage(parsed.error)}`, { cause: parsed.error });
+  }
+  return parsed.data as ActorClaims;
+}
+
 /**
  * The token and claims of a signed module or component, not yet checked. Throws
  * ClaimsError(CLAIMS_MISSING) when unsigned, ClaimsError(CLAIMS_MALFORMED) when unreadable.
  */
 export function readClaims(bytes: Uint8Array): ActorToken {
-  let section = JWT_SECTION;
-  let payload: Uint8Array | undefined;
-  try {
-    payload = customSection(bytes, JWT_SECTION) ?? customSection(bytes, (section = LEGACY_JWT_SECTION));
-  } catch (err) {
-    const why = isWasmletError(err) ? err.message : `malformed WebAssembly binary: ${(err as Error).message}`;
-    throw new ClaimsError('CLAIMS_MALFORMED', why, { cause: err });
+  const raw = readToken(bytes);
+  return { token: raw.token, claims: claimsOf(raw), section: raw.section };
+}
+
+/**
+ * The issuer key whose signature the token carries, checked before its claims are parsed: the
+ * `iss` values found in the claims text are tried in turn. Throws ClaimsError naming why none fits.
+ */
+function verifiedIssuer(raw: RawToken): string {
+  const candidates = issuerCandidates(raw.split);
+  if (candidates.length === 0) throw new ClaimsError('CLAIMS_MALFORMED', 'malformed claims: iss: no issuer account key in the claims');
+  const keys = candidates.filter((c) => isPublicKey(c, 'account'));
+  if (keys.length === 0) {
+    throw new ClaimsError('CLAIMS_MALFORMED', `issuer ${JSON.stringify(candidates[0])} is not a valid account key (A…)`);
   }
-  if (!payload) {
-    throw new ClaimsError('CLAIMS_MISSING', `not signed: no "${JWT_SECTION}" or "${LEGACY_JWT_SECTION}" custom section holds claims`);
+  const key = keys.find((k) => verifyJwtSignature(raw.split, k));
+  if (key === undefined) {
+    throw new ClaimsError('CLAIMS_SIGNATURE', `signature does not verify with the issuer's key ${keys[0]}: the token was not signed by its issuer (forged or altered)`);
   }
-  let token: string;
-  try {
-    token = new TextDecoder('utf-8', { fatal: true }).decode(payload).trim();
-  } catch (err) {
-    throw new ClaimsError('CLAIMS_MALFORMED', `malformed claims token: section "${section}" is not UTF-8 text`, { cause: err });
-  }
-  const decoded = decodeJwt(token);
-  const raw = dropNulls(decoded.claims);
-  if (raw.wascap && typeof raw.wascap === 'object' && !Array.isArray(raw.wascap)) {
-    raw.wascap = dropNulls(raw.wascap as Record<string, unknown>);
-  }
-  const parsed = claimsSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new ClaimsError('CLAIMS_MALFORMED', `malformed claims: ${zodMessage(parsed.error)}`, { cause: parsed.error });
-  }
-  return { token, claims: parsed.data as ActorClaims, section };
+  return key;
 }
 
 /** Uppercase hex SHA-256 of the binary without its claims sections (other bytes as they are). */
@@ -210,11 +255,9 @@ function check(name: ActorCheckName, failure?: { code: ClaimsErrorCode; reason: 
  */
 export function inspectActor(bytes: Uint8Array, options: VerifyOptions = {}): ActorInspection {
   const opts = parseVerifyOptions(options);
-  const read = readClaims(bytes);
-  const { claims, token } = read;
-  const now = opts.now ?? Date.now() / 1000;
-  const skew = opts.clockSkewSeconds ?? 0;
-  const hash = computeModuleHash(bytes);
+  const raw = readToken(bytes);
+  const claims = claimsOf(raw);
+  const read: ActorToken = { token: raw.token, claims, section: raw.section };
   const issuerOk = isPublicKey(claims.iss, 'account');
   const subjectOk = isPublicKey(claims.sub, 'module');
   const checks: ActorCheck[] = [];
@@ -227,11 +270,22 @@ export function inspectActor(bytes: Uint8Array, options: VerifyOptions = {}): Ac
 
   let signatureFailure: string | undefined;
   if (!issuerOk) signatureFailure = 'cannot be checked: the issuer is not a valid account key';
-  else if (!verifyJwtSignature(decodeJwt(token), claims.iss)) {
+  else if (!verifyJwtSignature(raw.split, claims.iss)) {
     signatureFailure = `signature does not verify with the issuer's key ${claims.iss}: the token was not signed by its issuer (forged or altered)`;
   }
   checks.push(check('signature', signatureFailure ? { code: 'CLAIMS_SIGNATURE', reason: signatureFailure } : undefined));
 
+  const content = contentChecks(bytes, claims, opts);
+  checks.push(...content.checks);
+  return { ...read, hash: content.hash, checks };
+}
+
+/** The checks after keys and signature, in order: hash, expiry, not-before, issuer allow-list. */
+function contentChecks(bytes: Uint8Array, claims: ActorClaims, opts: VerifyOptions): { hash: string; checks: ActorCheck[] } {
+  const now = opts.now ?? Date.now() / 1000;
+  const skew = opts.clockSkewSeconds ?? 0;
+  const hash = computeModuleHash(bytes);
+  const checks: ActorCheck[] = [];
   const claimed = claims.wascap.hash.toUpperCase();
   checks.push(
     check(
@@ -270,7 +324,7 @@ export function inspectActor(bytes: Uint8Array, options: VerifyOptions = {}): Ac
       ),
     );
   }
-  return { ...read, hash, checks };
+  return { hash, checks };
 }
 
 function refusedPrefix(claims?: ActorClaims): string {
@@ -283,17 +337,29 @@ function refusedPrefix(claims?: ActorClaims): string {
  * issuer allow-list. Throws ClaimsError naming the first reason to refuse it.
  */
 export function verifyActor(bytes: Uint8Array, options: VerifyOptions = {}): VerifiedActor {
-  let inspection: ActorInspection;
+  const opts = parseVerifyOptions(options);
+  let raw: RawToken;
+  let claims: ActorClaims;
   try {
-    inspection = inspectActor(bytes, options);
+    raw = readToken(bytes);
+    // The signature first: nothing in the claims is parsed before its issuer's key verified them.
+    const issuer = verifiedIssuer(raw);
+    claims = claimsOf(raw);
+    if (claims.iss !== issuer) {
+      throw new ClaimsError('CLAIMS_SIGNATURE', `the token is signed by ${issuer} but its claims name the issuer ${JSON.stringify(claims.iss)}`);
+    }
   } catch (err) {
     if (err instanceof ClaimsError) throw new ClaimsError(err.code, `${refusedPrefix()}: ${err.message}`, { cause: err });
     throw err;
   }
-  const failed = inspection.checks.find((c) => !c.ok);
-  if (failed) throw new ClaimsError(failed.code!, `${refusedPrefix(inspection.claims)}: ${failed.reason}`);
-  const { claims, token, hash } = inspection;
-  return { claims, token, hash, subject: claims.sub, issuer: claims.iss };
+  const refuse = (code: ClaimsErrorCode, reason: string): never => {
+    throw new ClaimsError(code, `${refusedPrefix(claims)}: ${reason}`);
+  };
+  if (!isPublicKey(claims.sub, 'module')) refuse('CLAIMS_MALFORMED', `subject ${JSON.stringify(claims.sub)} is not a valid module key (M…)`);
+  const { hash, checks } = contentChecks(bytes, claims, opts);
+  const failed = checks.find((c) => !c.ok);
+  if (failed) refuse(failed.code!, failed.reason!);
+  return { claims, token: raw.token, hash, subject: claims.sub, issuer: claims.iss };
 }
 
 /** A random token id (22 url-safe characters, like waSCC's nuid). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { base64urlEncode, decodeJwt, encodeJwt, verifyJwtSignature } from './jwt.ts';
+import { base64urlEncode, decodeJwt, encodeJwt, issuerCandidates, MAX_TOKEN_BYTES, parseJwtClaims, splitJwt, verifyJwtSignature } from './jwt.ts';
 import { generateKeyPair, signingKey } from './keys.ts';
 import { customSection } from './wasm-sections.ts';
 
@@ -68,4 +68,20 @@ test('a token with a well-formed header accepts typ in any case (JWT or jwt)', (
   assert.deepEqual(decodeJwt(upper).claims, { a: 1 });
   // The header is part of what is signed: a changed header no longer verifies.
   assert.ok(!verifyJwtSignature(decodeJwt(upper), account.publicKey));
+});
+
+test('splits a token without parsing its claims; refuses oversized tokens and headers; finds issuer candidates', () => {
+  const account = generateKeyPair('account');
+  const token = encodeJwt({ iss: account.publicKey, nested: { iss: 'decoy' } }, account.seed);
+  const split = splitJwt(token);
+  assert.equal(typeof split.claimsText, 'string');
+  assert.ok(verifyJwtSignature(split, account.publicKey));
+  assert.deepEqual(issuerCandidates(split), [account.publicKey, 'decoy']);
+  assert.deepEqual(issuerCandidates({ claimsText: '{"iss" : "A1", "iss":"A1","x":"\\"iss\\":\\"B\\""}' }), ['A1']);
+  const [, body, sig] = token.split('.');
+  assertMalformed(() => splitJwt(`${token}${'A'.repeat(MAX_TOKEN_BYTES)}`), /over the limit of 65536/);
+  assertMalformed(() => splitJwt(`${base64urlEncode(JSON.stringify({ alg: 'Ed25519', pad: 'x'.repeat(2000) }))}.${body}.${sig}`), /header is \d+ characters, over the limit/);
+  // Claims that are not JSON split fine (the signature can still be checked), and fail when parsed.
+  const notJson = splitJwt(`${token.split('.')[0]}.${base64urlEncode('not json')}.${sig}`);
+  assertMalformed(() => parseJwtClaims(notJson), /claims is not UTF-8 JSON/);
 });

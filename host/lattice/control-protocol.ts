@@ -5,7 +5,7 @@
  *     ctl.ping.hosts                      every host answers HostInfo           (gathered)
  *     ctl.inventory                       every host answers HostInventory      (gathered)
  *     ctl.host.<hostId>.inventory         that host's HostInventory
- *     ctl.host.<hostId>.actor.start       {ref, config?, maxInstances?, deadlineMs?} on that host
+ *     ctl.host.<hostId>.actor.start       {ref, config?, maxInstances?, maxConcurrency?, maxMemoryMiB?, deadlineMs?} on that host
  *     ctl.actor.start                     the same, on any one host (queue group)
  *     ctl.host.<hostId>.actor.stop        {actor} on that host
  *     ctl.actor.stop                      {actor}: every host running it stops it and answers (gathered)
@@ -123,6 +123,10 @@ export const startActorRequestSchema = z
     ref: z.string().min(1),
     config: z.record(z.string(), z.string()).optional(),
     maxInstances: z.number().int().min(1).optional(),
+    /** Calls of the actor that run at once (its share of the host's workers). */
+    maxConcurrency: z.number().int().min(1).max(1024).optional(),
+    /** Linear memory of one instance, MiB. */
+    maxMemoryMiB: z.number().int().min(1).max(4096).optional(),
     deadlineMs: z.number().int().min(1).optional(),
   })
   .strict();

@@ -113,8 +113,13 @@ test('ctl get hosts / inventory, as tables and JSON', async () => {
   assert.match(hostsTable.stdout, /^HOST\s+UPTIME\s+ACTORS\s+PROVIDERS\s+VERSION\s+LABELS$/m);
   for (const h of L.hosts) assert.match(hostsTable.stdout, new RegExp(`^${h.id}\\s+\\d+s\\s+0\\s+1\\s+\\S+\\s+zone=z\\d$`, 'm'));
 
-  const started = await run(['ctl', 'start', 'actor', '/srv/kv.wasm', '--host', L.hosts[1]!.id, '--config', 'A=1', '--config', 'B=x=y', ...L.args]);
+  const requests: unknown[] = [];
+  const fake = L.hosts[1]!;
+  const startActor = fake.startActor.bind(fake);
+  fake.startActor = (req) => (requests.push(req), startActor(req));
+  const started = await run(['ctl', 'start', 'actor', '/srv/kv.wasm', '--host', L.hosts[1]!.id, '--config', 'A=1', '--config', 'B=x=y', '--max-concurrency', '1', '--max-memory-mib', '32', ...L.args]);
   assert.equal(started.error, undefined, started.stderr);
+  assert.deepEqual(requests, [{ ref: '/srv/kv.wasm', config: { A: '1', B: 'x=y' }, maxConcurrency: 1, maxMemoryMiB: 32 }]);
   assert.equal(started.stdout, `started /srv/kv.wasm (${ACTOR}) on host ${L.hosts[1]!.id}\n`);
   assert.deepEqual(L.hosts[1]!.actors.get(ACTOR)?.config, { A: '1', B: 'x=y' });
 

@@ -269,14 +269,18 @@ export function registerCtlCommands(program: Command, io: CtlIo): void {
     .option('--host <id>', 'the host to start it on')
     .option('--config <key=value>', 'actor configuration (repeatable)', keyValues)
     .option('--max-instances <n>', 'instances of this actor', integerArg('--max-instances', 1))
+    .option('--max-concurrency <n>', 'calls of this actor that run at once (default: the host\'s workers less one)', integerArg('--max-concurrency', 1))
+    .option('--max-memory-mib <n>', 'linear memory of one instance, MiB (default: the host\'s, 64)', integerArg('--max-memory-mib', 1))
     .option('--deadline-ms <ms>', 'deadline of one invocation', integerArg('--deadline-ms', 1))
-    .action(async (ref: string, flags: CtlFlags & { host?: string; config?: Record<string, string>; maxInstances?: number; deadlineMs?: number }, cmd: Command) =>
+    .action(async (ref: string, flags: CtlFlags & { host?: string; config?: Record<string, string>; maxInstances?: number; maxConcurrency?: number; maxMemoryMib?: number; deadlineMs?: number }, cmd: Command) =>
       withClient(cmd, flags, async (client) => {
         const r = await client.startActor(
           {
             ref,
             ...(flags.config ? { config: flags.config } : {}),
             ...(flags.maxInstances ? { maxInstances: flags.maxInstances } : {}),
+            ...(flags.maxConcurrency ? { maxConcurrency: flags.maxConcurrency } : {}),
+            ...(flags.maxMemoryMib ? { maxMemoryMiB: flags.maxMemoryMib } : {}),
             ...(flags.deadlineMs ? { deadlineMs: flags.deadlineMs } : {}),
           },
           flags.host,

@@ -23,6 +23,8 @@ export function hostControl(host: Host, options: HostControlOptions): ControlHos
       const info = await host.startActor(bytes, {
         ...(req.config ? { config: req.config } : {}),
         ...(req.maxInstances ? { maxInstances: req.maxInstances } : {}),
+        ...(req.maxConcurrency ? { maxConcurrency: req.maxConcurrency } : {}),
+        ...(req.maxMemoryMiB ? { maxMemoryMiB: req.maxMemoryMiB } : {}),
         ...(req.deadlineMs ? { deadlineMs: req.deadlineMs } : {}),
       });
       // Claims reach the lattice through the host's actor_started event.

@@ -29,6 +29,7 @@ export interface ComponentPayload {
 type Instantiate = (
   getCoreModule: (name: string) => WebAssembly.Module,
   imports: Record<string, Record<string, unknown>>,
+  instantiateCore?: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
 ) => Record<string, unknown>;
 
 interface LoadedComponent extends ComponentPayload {
@@ -111,11 +112,21 @@ export const componentGuestFactory: GuestFactory = {
       }),
       ...worldImports(env, env.config ?? loaded.config ?? {}),
     };
-    const exports = loaded.instantiate((name) => {
-      const m = loaded.modules[name];
-      if (!m) throw new Error(`component glue asked for core module ${name}, which the host did not compile`);
-      return m;
-    }, imports);
+    // The memories the core instances define, to tell how much linear memory the instance holds.
+    const memories: WebAssembly.Memory[] = [];
+    const exports = loaded.instantiate(
+      (name) => {
+        const m = loaded.modules[name];
+        if (!m) throw new Error(`component glue asked for core module ${name}, which the host did not compile`);
+        return m;
+      },
+      imports,
+      (module, importObject) => {
+        const instance = new WebAssembly.Instance(module, importObject);
+        for (const e of Object.values(instance.exports)) if (e instanceof WebAssembly.Memory && !memories.includes(e)) memories.push(e);
+        return instance;
+      },
+    );
     const handler = exports[HTTP_HANDLER_EXPORT] as HttpHandlerExport | undefined;
     if (!handler || typeof handler.handleRequest !== 'function') throw new Error(`component does not export ${HTTP_HANDLER_EXPORT}`);
 
@@ -149,6 +160,11 @@ export const componentGuestFactory: GuestFactory = {
           return NIL_REPLY;
         }
         throw new GuestError(`component actors answer ${OP_HANDLE_REQUEST} and ${OP_DELIVER_MESSAGE} only; no handler for operation ${operation}`);
+      },
+      memoryBytes(): number {
+        let n = 0;
+        for (const m of memories) n += m.buffer.byteLength;
+        return n;
       },
     };
   },

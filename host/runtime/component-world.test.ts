@@ -22,6 +22,7 @@ function fakeEnv(answer: (ns: string, op: string, payload: unknown) => HostCallR
   const logs: Array<[string, string]> = [];
   const env: GuestEnv = {
     actor: 'MTEST',
+    limits: { hostCallBytes: 1 << 20, responseBytes: 1 << 20 },
     hostCall(binding, ns, op, payload) {
       const decoded = decode(payload);
       // A view into a larger buffer would be copied whole when the worker posts it to the host.

@@ -19,7 +19,8 @@ import { GLUE_REVISION, optimizeGlue } from './component-glue.ts';
 import type { ComponentPayload } from './component-guest.ts';
 import { JCO_VERSION, transpileOffThread, type TranspileOptions, type TranspileOutput } from './component-transpile.ts';
 import { HTTP_HANDLER_EXPORT, SUPPORTED_IMPORTS } from './component-world.ts';
-import type { ActorRuntime, PreparedActor } from './runtime.ts';
+import { limitModuleMemory, pagesForMiB } from './memory-limit.ts';
+import type { ActorRuntime, PrepareOptions, PreparedActor } from './runtime.ts';
 
 export { JCO_VERSION };
 
@@ -143,19 +144,37 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
     return meta;
   }
 
-  async function load(digest: string, bytes: Uint8Array): Promise<Prepared> {
-    const folder = join(dir(), `${digest.toLowerCase()}-jco${JCO_VERSION}-${GLUE_FORMAT}`);
-    const meta = (await readMeta(folder, digest)) ?? (await transpileInto(folder, digest, bytes));
-    const modules: Record<string, WebAssembly.Module> = {};
-    try {
-      await Promise.all(
-        meta.coreModules.map(async (f) => {
-          modules[f] = await WebAssembly.compile(await readFile(join(folder, f)));
-        }),
-      );
-    } catch (err) {
-      throw new ActorLoadError(`cannot compile the component's core modules (cache ${folder}): ${(err as Error).message}`, { cause: err });
+  /** Transpiled output of a digest, once per process. */
+  const transpiled = new Map<string, Promise<{ folder: string; meta: CacheMeta }>>();
+
+  function transpileOnce(digest: string, bytes: Uint8Array): Promise<{ folder: string; meta: CacheMeta }> {
+    let t = transpiled.get(digest);
+    if (!t) {
+      const folder = join(dir(), `${digest.toLowerCase()}-jco${JCO_VERSION}-${GLUE_FORMAT}`);
+      t = (async () => ({ folder, meta: (await readMeta(folder, digest)) ?? (await transpileInto(folder, digest, bytes)) }))();
+      transpiled.set(digest, t);
+      t.catch(() => transpiled.delete(digest));
     }
+    return t;
+  }
+
+  /** The core modules compiled, every memory they define limited to `maxPages` (when set). */
+  async function load(digest: string, bytes: Uint8Array, maxPages: number | undefined): Promise<Prepared> {
+    const { folder, meta } = await transpileOnce(digest, bytes);
+    const modules: Record<string, WebAssembly.Module> = {};
+    await Promise.all(
+      meta.coreModules.map(async (f) => {
+        let core: Uint8Array = await readFile(join(folder, f)).catch((err: Error) => {
+          throw new ActorLoadError(`cannot read the component's core module ${f} (cache ${folder}): ${err.message}`, { cause: err });
+        });
+        if (maxPages !== undefined) core = limitModuleMemory(core, maxPages);
+        try {
+          modules[f] = await WebAssembly.compile(core as Uint8Array<ArrayBuffer>);
+        } catch (err) {
+          throw new ActorLoadError(`cannot compile the component's core modules (cache ${folder}): ${(err as Error).message}`, { cause: err });
+        }
+      }),
+    );
     counters.compiled++;
     return { glueUrl: pathToFileURL(join(folder, meta.glue)).href, modules, meta };
   }
@@ -169,7 +188,7 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
     detect(bytes, module) {
       return module === undefined && isComponentBinary(bytes);
     },
-    async prepare(bytes): Promise<PreparedActor> {
+    async prepare(bytes, _module, options: PrepareOptions = {}): Promise<PreparedActor> {
       if (!isComponentBinary(bytes)) throw new ActorLoadError('not a WebAssembly component (expected the preamble \\0asm 0d 00 01 00)');
       let digest: string;
       try {
@@ -177,11 +196,14 @@ export function createComponentRuntime(options: ComponentRuntimeOptions = {}): C
       } catch (err) {
         throw new ActorLoadError(`not a component this host can run: ${(err as Error).message}`, { cause: err });
       }
-      let entry = memo.get(digest);
+      const maxPages = options.maxMemoryMiB === undefined ? undefined : pagesForMiB(options.maxMemoryMiB);
+      // Compiled modules depend on the limit their memories carry.
+      const key = `${digest}/${maxPages ?? 'unlimited'}`;
+      let entry = memo.get(key);
       if (!entry) {
-        entry = load(digest, bytes);
-        memo.set(digest, entry);
-        entry.catch(() => memo.delete(digest));
+        entry = load(digest, bytes, maxPages);
+        memo.set(key, entry);
+        entry.catch(() => memo.delete(key));
       }
       const { glueUrl, modules } = await entry;
       const payload: ComponentPayload = { glueUrl, modules, digest };

@@ -4,7 +4,7 @@
  * worker side (`wapcGuestFactory`) instantiates with the host's imports.
  */
 import { ActorLoadError } from '../errors.ts';
-import { GuestError, type ActorRuntime, type GuestEnv, type GuestFactory, type GuestInstance, type PreparedActor } from './runtime.ts';
+import { GuestError, hostCallTooLarge, ResponseTooLarge, type ActorRuntime, type GuestEnv, type GuestFactory, type GuestInstance, type PreparedActor } from './runtime.ts';
 
 const WAPC_IMPORTS = new Set([
   '__guest_request',
@@ -73,7 +73,10 @@ export const wapcGuestFactory: GuestFactory = {
     let opBytes: Uint8Array = new Uint8Array(0);
     let msgBytes: Uint8Array = new Uint8Array(0);
     let guestResponse: Uint8Array | undefined;
+    /** Length of a response past the cap (not copied), or 0. */
+    let guestResponseTooLarge = 0;
     let guestError: string | undefined;
+    const { hostCallBytes, responseBytes } = env.limits;
     let hostResponse: Uint8Array | undefined;
     let hostError: Uint8Array | undefined;
 
@@ -84,6 +87,11 @@ export const wapcGuestFactory: GuestFactory = {
         m.set(msgBytes, ptr);
       },
       __guest_response(ptr: number, len: number) {
+        if (len > responseBytes) {
+          guestResponse = undefined;
+          guestResponseTooLarge = len;
+          return;
+        }
         guestResponse = mem().slice(ptr, ptr + len);
       },
       __guest_error(ptr: number, len: number) {
@@ -93,6 +101,12 @@ export const wapcGuestFactory: GuestFactory = {
         const binding = str(bdPtr, bdLen);
         const namespace = str(nsPtr, nsLen);
         const operation = str(opPtr, opLen);
+        if (len > hostCallBytes) {
+          // Refused before anything is copied out of the guest's memory.
+          hostResponse = undefined;
+          hostError = utf8.encode(hostCallTooLarge(len, hostCallBytes));
+          return 0;
+        }
         const payloadBytes = mem().slice(ptr, ptr + len);
         const result = env.hostCall(binding, namespace, operation, payloadBytes);
         if ('ok' in result) {
@@ -135,11 +149,16 @@ export const wapcGuestFactory: GuestFactory = {
         opBytes = utf8.encode(operation);
         msgBytes = payloadIn;
         guestResponse = undefined;
+        guestResponseTooLarge = 0;
         guestError = undefined;
         const ok = guestCall(opBytes.byteLength, msgBytes.byteLength);
-        if (ok === 1) return guestResponse ?? new Uint8Array(0);
+        if (ok === 1) {
+          if (guestResponseTooLarge > 0) throw new ResponseTooLarge(guestResponseTooLarge, responseBytes);
+          return guestResponse ?? new Uint8Array(0);
+        }
         throw new GuestError(guestError ?? `actor failed operation ${operation} without an error message`);
       },
+      memoryBytes: () => memory!.buffer.byteLength,
     };
   },
 };

@@ -37,6 +37,20 @@ export interface WorkerInit {
   state: SharedArrayBuffer;
   /** Call results, worker → main (results-ring.ts); a `results` message is its doorbell. */
   results: SharedArrayBuffer;
+  limits: WorkerLimits;
+}
+
+export interface WorkerLimits {
+  /**
+   * Once the instances a worker discarded (traps, unloads) held this much linear memory in
+   * total, it asks to be replaced (`retire`): the engine gives such memory back only when it
+   * collects it, and a worker that is gone gives it all back.
+   */
+  retireAfterBytes: number;
+  /** Largest host-call payload, and host-call reply, bytes (host option `maxHostCallBytes`). */
+  hostCallBytes: number;
+  /** Largest response to an invocation, bytes (host option `maxResponseBytes`). */
+  responseBytes: number;
 }
 
 export const WORKER_IDLE = 0;
@@ -68,12 +82,14 @@ export type ToWorker = { t: 'batch'; items: WorkItem[] };
 
 export type GuestLogLine = [GuestLogLevel, string, number];
 
-export type CallErrorCode = 'TRAP' | 'GUEST_ERROR' | 'ACTOR_NOT_FOUND';
+export type CallErrorCode = 'TRAP' | 'GUEST_ERROR' | 'ACTOR_NOT_FOUND' | 'PAYLOAD_TOO_LARGE';
 
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'results' }
   | { t: 'warn'; actor: string; message: string }
+  /** Replace me once my calls in progress are done (see WorkerLimits.retireAfterBytes). */
+  | { t: 'retire'; discardedBytes: number }
   | { t: 'done'; id: number; ok?: Uint8Array; err?: { code: CallErrorCode; message: string }; logs?: GuestLogLine[] }
   | { t: 'host'; seq: number; actor: string; binding: string; ns: string; op: string; payload: Uint8Array; deadline: number };
 

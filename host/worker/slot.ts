@@ -3,12 +3,17 @@
  * the call-state ring and the worker-state cell (layouts in protocol.ts).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { WorkerRoute } from '../types.ts';
 import { ResultsReader, resultsBuffer } from './results-ring.ts';
-import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkItem } from './protocol.ts';
+import { CALL_RING_SIZE, REPLY_BUFFER_BYTES, REPLY_ERROR, REPLY_HEADER_BYTES, REPLY_OK, REPLY_VIA_PORT, type HostReply, type WorkerInit, type WorkerLimits, type WorkItem } from './protocol.ts';
 
 export interface WorkerSlot<Call> {
   index: number;
   worker: Worker;
+  /** The worker's threadId, kept: the Worker object reports -1 once the thread is gone. */
+  threadId: number;
+  /** Every worker route handed to this worker (providers' shared state it may have held a lock in). */
+  routesSeen: Set<WorkerRoute>;
   flag: Int32Array;
   replyBytes: Uint8Array;
   ring: Int32Array;
@@ -19,6 +24,8 @@ export interface WorkerSlot<Call> {
   results: ResultsReader;
   ready: boolean;
   dead: boolean;
+  /** Asked to be replaced: gets no new calls, and goes once its outstanding calls are answered. */
+  retiring: boolean;
   /** Sent and not answered, in send order: [0] is running (or about to). */
   outstanding: Call[];
   /** When outstanding[0] started (approximately). */
@@ -32,17 +39,19 @@ const utf8 = new TextEncoder();
 const WORKER_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
 
 /** Starts a worker with fresh shared buffers; the caller wires its events. */
-export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
+export function spawnSlot<Call>(index: number, limits: WorkerLimits): WorkerSlot<Call> {
   const flagBuf = new SharedArrayBuffer(REPLY_HEADER_BYTES + REPLY_BUFFER_BYTES);
   const ringBuf = new SharedArrayBuffer(4 * CALL_RING_SIZE);
   const stateBuf = new SharedArrayBuffer(4);
   const channel = new MessageChannel();
   const results = resultsBuffer();
-  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf, results };
+  const init: WorkerInit = { flag: flagBuf, ring: ringBuf, replies: channel.port2, state: stateBuf, results, limits };
   const worker = new Worker(WORKER_URL, { workerData: init, transferList: [channel.port2], stdout: false, stderr: false });
   return {
     index,
     worker,
+    threadId: worker.threadId,
+    routesSeen: new Set(),
     flag: new Int32Array(flagBuf, 0, 4),
     replyBytes: new Uint8Array(flagBuf, REPLY_HEADER_BYTES),
     ring: new Int32Array(ringBuf),
@@ -51,6 +60,7 @@ export function spawnSlot<Call>(index: number): WorkerSlot<Call> {
     results: new ResultsReader(results),
     ready: false,
     dead: false,
+    retiring: false,
     outstanding: [],
     headSince: 0,
     seq: 0,

@@ -5,7 +5,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ResultsWriter } from './results-ring.ts';
-import { GuestError, type GuestFactory, type GuestInstance, type HostCallResult } from '../runtime/runtime.ts';
+import { GuestError, hostCallTooLarge, hostReplyTooLarge, ResponseTooLarge, type GuestFactory, type GuestInstance, type GuestLimits, type HostCallResult } from '../runtime/runtime.ts';
 import { componentGuestFactory } from '../runtime/component-guest.ts';
 import { wapcGuestFactory } from '../runtime/wapc.ts';
 import { decode, encode } from '../codec.ts';
@@ -42,6 +42,36 @@ const replies = init.replies;
 const state = new Int32Array(init.state);
 const port = parentPort!;
 const results = new ResultsWriter(init.results);
+const guestLimits: GuestLimits = { hostCallBytes: init.limits.hostCallBytes, responseBytes: init.limits.responseBytes };
+const HOST_CALL_BYTES = init.limits.hostCallBytes;
+
+/** A host call's reply as the guest gets it: past the cap, an error instead. */
+function capped(result: HostCallResult): HostCallResult {
+  if ('ok' in result && result.ok.byteLength > HOST_CALL_BYTES) {
+    return { error: hostReplyTooLarge(result.ok.byteLength, HOST_CALL_BYTES) };
+  }
+  return result;
+}
+
+/** Linear memory of the instances this worker discarded (see WorkerLimits.retireAfterBytes). */
+let discardedBytes = 0;
+let retiring = false;
+
+/** Drops an actor's instance; asks to be replaced once discarded instances held enough memory. */
+function discard(loaded: Loaded): void {
+  const instance = loaded.instance;
+  if (!instance) return;
+  loaded.instance = undefined;
+  try {
+    discardedBytes += instance.memoryBytes();
+  } catch {
+    // An instance too broken to say: count nothing.
+  }
+  if (!retiring && discardedBytes >= init.limits.retireAfterBytes) {
+    retiring = true;
+    port.postMessage({ t: 'retire', discardedBytes } satisfies FromWorker);
+  }
+}
 /** When the oldest result in the ring whose doorbell is not rung yet was written (0: none). */
 let unannouncedSince = 0;
 
@@ -81,6 +111,7 @@ let currentDeadline = 0;
 
 function hostCallFor(actor: string) {
   return (binding: string, ns: string, op: string, payload: Uint8Array): HostCallResult => {
+    if (payload.byteLength > HOST_CALL_BYTES) return { error: hostCallTooLarge(payload.byteLength, HOST_CALL_BYTES) };
     const own = routes.get(actor);
     if (own !== undefined) {
       const raw = `${binding}\0${ns}`;
@@ -89,7 +120,7 @@ function hostCallFor(actor: string) {
         handler = own.byKey.get(`${canonicalContract(ns)}|${normalizeLinkName(binding)}`) ?? null;
         own.resolved.set(raw, handler);
       }
-      if (handler !== null) return runRouted(handler, op, payload);
+      if (handler !== null) return capped(runRouted(handler, op, payload));
     }
     // The main thread is about to work for us: let it take the results waiting meanwhile.
     announceResults();
@@ -189,6 +220,7 @@ function instanceOf(actor: string, loaded: Loaded): GuestInstance {
     loaded.instance = loaded.factory.instantiate(loaded.payload, {
       actor,
       hostCall: hostCallFor(actor),
+      limits: guestLimits,
       log: (level, message) => logs.push([level, message, Date.now()]),
       ...(loaded.config ? { config: loaded.config } : {}),
     });
@@ -217,13 +249,16 @@ function runCall(m: CallItem): void {
   let out: FromWorker;
   try {
     const result = instanceOf(m.actor, loaded).call(m.op, m.msg);
+    if (result.byteLength > guestLimits.responseBytes) throw new ResponseTooLarge(result.byteLength, guestLimits.responseBytes);
     out = { t: 'done', id: m.id, ok: result };
   } catch (err) {
-    if (err instanceof GuestError) {
+    if (err instanceof ResponseTooLarge) {
+      out = { t: 'done', id: m.id, err: { code: 'PAYLOAD_TOO_LARGE', message: `actor ${m.actor} answered ${m.op} with ${err.bytes} bytes, over the limit of ${err.limit} (maxResponseBytes)` } };
+    } else if (err instanceof GuestError) {
       out = { t: 'done', id: m.id, err: { code: 'GUEST_ERROR', message: err.message } };
     } else {
       // A trap (or any throw from inside the guest) leaves the instance in an unknown state: discard it.
-      loaded.instance = undefined;
+      discard(loaded);
       const message = err instanceof Error ? err.message : String(err);
       out = { t: 'done', id: m.id, err: { code: 'TRAP', message } };
     }
@@ -270,10 +305,13 @@ function runItem(m: WorkItem): void {
     case 'routes':
       setRoutes(m.actor, m.routes);
       return;
-    case 'unload':
+    case 'unload': {
+      const loaded = actors.get(m.actor);
+      if (loaded) discard(loaded);
       actors.delete(m.actor);
       routes.delete(m.actor);
       return;
+    }
     case 'call':
       runCall(m);
       return;

@@ -2,6 +2,12 @@
  * The main-thread side of actor isolation: a fixed set of worker threads, each running one call
  * at a time. An actor gets at most `maxInstances` instances, each in a different worker.
  *
+ * Fair share: an actor's calls run on at most `maxConcurrency` workers at once (the host's
+ * default is one less than the worker count), so an actor whose calls spin until their deadline
+ * never holds every worker; its other calls wait in its own queue, and queues are served
+ * round-robin. Calls of other actors are not sent ahead behind a call of an actor that was
+ * recently slow (a stalled or overrun call), so they do not wait for it to be taken back.
+ *
  * Speed: calls are pipelined (up to `pipelineDepth` sent ahead to a worker) and sends are batched
  * per event-loop turn, so workers never wait on a thread round trip between calls.
  * Isolation: every call has a deadline; a worker whose call overruns is terminated and replaced.
@@ -12,8 +18,8 @@
 import type { Logger } from 'pino';
 import { decode } from '../codec.ts';
 import { InvocationError } from '../errors.ts';
-import type { PreparedActor } from '../runtime/runtime.ts';
-import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkItem } from './protocol.ts';
+import { hostReplyTooLarge, type PreparedActor } from '../runtime/runtime.ts';
+import { CALL_RING_SIZE, sameRoutes, WORKER_DOOMED, WORKER_IDLE, type FromWorker, type GuestLogLine, type HostReply, type RouteTable, type WorkerLimits, type WorkItem } from './protocol.ts';
 import { spawnSlot, writeHostReply, type WorkerSlot } from './slot.ts';
 
 type Slot = WorkerSlot<CallRec>;
@@ -28,16 +34,39 @@ export interface WorkerPoolOptions {
   onLogs?(actor: string, lines: GuestLogLine[]): void;
   /** Told when a call of `actor` trapped or overran its deadline (the instance or worker was discarded). */
   onFailure?(actor: string, code: 'TRAP' | 'DEADLINE_EXCEEDED', message: string): void;
-  /** Calls sent ahead to one worker. Default 8 (at most 64). */
+  /**
+   * Calls sent ahead to one worker. Default 32 (at most 64): with fair share an actor alone on a
+   * host runs on one worker less than there are, so one worker must be kept busy by itself
+   * (measured on 2 cores: at 8, echo on one worker lost ~30% to the pool's round trips; at 32 it
+   * did as well as on two).
+   */
   pipelineDepth?: number;
   /** A call running longer than this (ms) makes its worker "stalled": queued calls move elsewhere. Default 20. */
   stallMs?: number;
   /** How often deadlines and stalls are checked (ms). Default 10. */
   sweepIntervalMs?: number;
+  /**
+   * A worker whose discarded instances (traps, unloaded actors) held this much linear memory in
+   * total is replaced once its calls in progress are answered, so that memory goes back to the
+   * system. Default 64 MiB.
+   */
+  retireAfterBytes?: number;
+  /** Largest host-call payload an actor may send, and reply it may get, bytes. Default 2 MiB. */
+  maxHostCallBytes?: number;
+  /** Largest response an actor may answer a call with, bytes. Default 8 MiB. */
+  maxResponseBytes?: number;
 }
+
+/** See WorkerPoolOptions.retireAfterBytes. */
+export const DEFAULT_RETIRE_AFTER_BYTES = 64 * 1024 * 1024;
+/** See WorkerPoolOptions. */
+export const DEFAULT_MAX_HOST_CALL_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 export interface PoolActorOptions {
   maxInstances: number;
+  /** Workers the actor's calls may occupy at once (calls sent ahead behind its own running call do not count). Default: `maxInstances`. */
+  maxConcurrency?: number;
   deadlineMs: number;
   /** Config values the actor can read (components). */
   config?: Record<string, string>;
@@ -60,6 +89,11 @@ interface ActorEntry {
   opts: PoolActorOptions;
   /** Workers that hold this actor (each holds at most one instance). */
   slots: Set<Slot>;
+  /** Workers with calls of this actor sent and not answered, and how many: its share in use. */
+  running: Map<Slot, number>;
+  maxConcurrency: number;
+  /** Until when (ms) other actors' calls are not sent ahead behind this actor's calls. */
+  slowUntil: number;
   queue: CallRec[];
   inFlight: number;
   /** Worker routes: host calls the workers answer themselves. */
@@ -69,6 +103,8 @@ interface ActorEntry {
 }
 
 const MAX_SEQ = 2 ** 30;
+/** How long an actor whose call stalled a worker counts as slow. */
+const SLOW_MS = 10_000;
 
 /**
  * Posting a view to a worker copies the whole memory behind it, and call payloads are often views
@@ -104,18 +140,31 @@ export class WorkerPool {
   /** Actors with queued calls, in round-robin order. */
   readonly #pending = new Set<ActorEntry>();
   readonly #readyWaiters = new Set<() => void>();
+  /**
+   * Workers being started in place of one an actor's call overran, charged to that actor's share
+   * until they are ready: otherwise its next call would take a worker the others still have.
+   */
+  readonly #charged = new Map<Slot, ActorEntry>();
   #nextId = 1;
   #closed = false;
   /** Runs only while calls are outstanding or queued: an idle host does not wake up. */
   #sweep: NodeJS.Timeout | undefined = undefined;
   #restarts = 0;
+  #recycled = 0;
   #crashBackoffMs = 0;
   #flushScheduled = false;
 
+  readonly #limits: WorkerLimits;
+
   constructor(opts: WorkerPoolOptions) {
     this.#opts = opts;
+    this.#limits = {
+      retireAfterBytes: opts.retireAfterBytes ?? DEFAULT_RETIRE_AFTER_BYTES,
+      hostCallBytes: opts.maxHostCallBytes ?? DEFAULT_MAX_HOST_CALL_BYTES,
+      responseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    };
     this.#log = opts.logger;
-    this.#depth = Math.max(1, Math.min(64, opts.pipelineDepth ?? 8));
+    this.#depth = Math.max(1, Math.min(64, opts.pipelineDepth ?? 32));
     this.#stallMs = opts.stallMs ?? 20;
     for (let i = 0; i < opts.size; i++) this.#slots.push(this.#spawn(i));
   }
@@ -141,9 +190,15 @@ export class WorkerPool {
     return this.#restarts;
   }
 
+  /** Workers replaced (after their calls finished) to give back the memory of discarded instances. */
+  get recycled(): number {
+    return this.#recycled;
+  }
+
   register(actor: string, prepared: PreparedActor, opts: PoolActorOptions): void {
     if (this.#actors.has(actor)) throw new Error(`actor ${actor} is already registered`);
-    this.#actors.set(actor, { id: actor, prepared, opts, slots: new Set(), queue: [], inFlight: 0, routes: {}, stopping: false });
+    const maxConcurrency = Math.max(1, opts.maxConcurrency ?? opts.maxInstances);
+    this.#actors.set(actor, { id: actor, prepared, opts, slots: new Set(), running: new Map(), maxConcurrency, slowUntil: 0, queue: [], inFlight: 0, routes: {}, stopping: false });
   }
 
   /**
@@ -218,7 +273,7 @@ export class WorkerPool {
   }
 
   #spawn(index: number): Slot {
-    const slot = spawnSlot<CallRec>(index);
+    const slot = spawnSlot<CallRec>(index, this.#limits);
     const worker = slot.worker;
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
     worker.on('error', (err) => {
@@ -226,6 +281,8 @@ export class WorkerPool {
       this.#replace(slot, new InvocationError('TRAP', `actor worker crashed: ${err.message}`, { cause: err }));
     });
     worker.on('exit', (code) => {
+      // Whatever ended it, it may have held a lock in a provider's shared memory.
+      void this.#recoverRoutes(slot);
       if (!slot.dead && !this.#closed) {
         this.#log.error({ worker: index, code }, 'actor worker exited');
         this.#replace(slot, new InvocationError('TRAP', `actor worker exited with code ${code}`));
@@ -234,11 +291,31 @@ export class WorkerPool {
     return slot;
   }
 
+  /**
+   * Lets each provider whose worker route this worker had recover what the thread may have left
+   * half-done: route modules may export `recoverThread(data, threadId)` (see WorkerRoute).
+   */
+  async #recoverRoutes(slot: Slot): Promise<void> {
+    for (const route of slot.routesSeen) {
+      try {
+        const mod = (await import(route.module)) as { recoverThread?: (data: unknown, threadId: number) => unknown };
+        const done = mod.recoverThread?.(route.data, slot.threadId);
+        if (done !== undefined && done !== 'not-held') {
+          this.#log.warn({ worker: slot.index, module: route.module, result: done }, 'a worker ended while it held a provider\'s shared lock; recovered it');
+        }
+      } catch (err) {
+        this.#log.error({ err, worker: slot.index, module: route.module }, 'could not recover a provider\'s shared state after its worker ended');
+      }
+    }
+    slot.routesSeen.clear();
+  }
+
   #onMessage(slot: Slot, m: FromWorker): void {
     if (slot.dead) return;
     switch (m.t) {
       case 'ready':
         slot.ready = true;
+        this.#uncharge(slot);
         this.#crashBackoffMs = 0;
         for (const w of this.#readyWaiters) w();
         this.#readyWaiters.clear();
@@ -246,6 +323,14 @@ export class WorkerPool {
         return;
       case 'warn':
         this.#log.warn({ actor: m.actor, worker: slot.index }, m.message);
+        return;
+      case 'retire':
+        this.#log.info({ worker: slot.index, discardedMiB: Math.round(m.discardedBytes / 2 ** 20) }, 'replacing a worker to give back the memory of discarded instances');
+        slot.retiring = true;
+        // Calls sent ahead that have not started run elsewhere; the one running finishes here.
+        this.#takeBack(slot, 1);
+        this.#retireIfDone(slot);
+        this.#pumpAll(Date.now());
         return;
       case 'results':
         slot.results.clearDoorbell();
@@ -259,7 +344,8 @@ export class WorkerPool {
         if (m.logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, m.logs);
         if (m.ok) this.#finish(rec, undefined, m.ok);
         else this.#finish(rec, new InvocationError(m.err!.code, m.err!.message));
-        this.#pump(slot, now);
+        if (slot.retiring) this.#retireIfDone(slot);
+        else this.#pump(slot, now);
         return;
       }
       case 'host': {
@@ -279,6 +365,7 @@ export class WorkerPool {
     if (i < 0) return undefined;
     const rec = out[i]!;
     out.splice(i, 1);
+    release(slot, rec);
     return rec;
   }
 
@@ -293,11 +380,27 @@ export class WorkerPool {
       if (logs && this.#opts.onLogs) this.#opts.onLogs(rec.actor.id, decode<GuestLogLine[]>(logs));
       this.#finish(rec, undefined, ok);
     });
-    if (n > 0 && pump && !slot.dead) this.#pump(slot, now || Date.now());
+    if (n > 0 && pump && !slot.dead) {
+      if (slot.retiring) this.#retireIfDone(slot);
+      else this.#pump(slot, now || Date.now());
+    }
+  }
+
+  /** A retiring worker with nothing outstanding is replaced: no call fails, no backoff. */
+  #retireIfDone(slot: Slot): void {
+    if (slot.dead || slot.outstanding.length > 0) return;
+    this.#recycled++;
+    this.#replace(slot, new InvocationError('TRAP', 'worker recycled'), { recycle: true });
   }
 
   #hostReply(slot: Slot, reply: HostReply): void {
-    if (!slot.dead) writeHostReply(slot, reply);
+    if (slot.dead) return;
+    const limit = this.#limits.hostCallBytes;
+    // Past the cap it is not handed over (posting it would copy it on this thread).
+    if (reply.ok !== undefined && reply.ok.byteLength > limit) {
+      reply = { seq: reply.seq, error: hostReplyTooLarge(reply.ok.byteLength, limit) };
+    }
+    writeHostReply(slot, reply);
   }
 
   #finish(rec: CallRec, err?: Error, ok?: Uint8Array): void {
@@ -313,21 +416,30 @@ export class WorkerPool {
   }
 
   #usable(s: Slot, now: number): boolean {
-    if (!s.ready || s.dead || s.outstanding.length >= this.#depth) return false;
+    if (!s.ready || s.dead || s.retiring || s.outstanding.length >= this.#depth) return false;
     return s.outstanding.length === 0 || now - s.headSince <= this.#stallMs;
+  }
+
+  /** Whether a call of `a` may go to `s`: an instance there or room for one, and within its share of workers. */
+  #mayRun(a: ActorEntry, s: Slot, now: number): boolean {
+    if (!s.loaded.has(a.id) && a.slots.size >= a.opts.maxInstances) return false;
+    if (!a.running.has(s) && a.running.size >= a.maxConcurrency) return false;
+    // Never sent ahead behind another actor's call that may spin: it would wait until taken back.
+    for (const rec of s.outstanding) if (rec.actor !== a && rec.actor.slowUntil > now) return false;
+    return true;
   }
 
   /** The least-loaded usable worker holding `a`; or, when `a` may grow, a less-loaded one without it. */
   #pickSlot(a: ActorEntry, now: number): Slot | null {
     let best: Slot | null = null;
     for (const s of a.slots) {
-      if (this.#usable(s, now) && (!best || s.outstanding.length < best.outstanding.length)) best = s;
+      if (this.#usable(s, now) && (!best || s.outstanding.length < best.outstanding.length) && this.#mayRun(a, s, now)) best = s;
     }
     if (best && best.outstanding.length === 0) return best;
-    if (a.slots.size < a.opts.maxInstances) {
+    if (a.slots.size < a.opts.maxInstances && a.running.size < a.maxConcurrency) {
       let fresh: Slot | null = null;
       for (const s of this.#slots) {
-        if (!s.loaded.has(a.id) && this.#usable(s, now) && (!fresh || s.outstanding.length < fresh.outstanding.length)) fresh = s;
+        if (!s.loaded.has(a.id) && this.#usable(s, now) && (!fresh || s.outstanding.length < fresh.outstanding.length) && this.#mayRun(a, s, now)) fresh = s;
       }
       if (fresh && (!best || fresh.outstanding.length < best.outstanding.length)) return fresh;
     }
@@ -353,10 +465,12 @@ export class WorkerPool {
     Atomics.store(slot.ring, rec.seq % CALL_RING_SIZE, rec.seq);
     if (slot.outstanding.length === 0) slot.headSince = Date.now();
     slot.outstanding.push(rec);
+    a.running.set(slot, (a.running.get(slot) ?? 0) + 1);
     this.#enqueue(slot, { t: 'call', id: rec.id, seq: rec.seq, actor: a.id, op: rec.op, msg: rec.msg, deadline: rec.deadline });
   }
 
   #enqueue(slot: Slot, item: WorkItem): void {
+    if ((item.t === 'load' || item.t === 'routes') && item.routes) for (const r of Object.values(item.routes)) slot.routesSeen.add(r);
     slot.sendBuf.push(item);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -385,7 +499,7 @@ export class WorkerPool {
           this.#pending.delete(a);
           continue;
         }
-        if (slot.loaded.has(a.id) || a.slots.size < a.opts.maxInstances) {
+        if (this.#mayRun(a, slot, now)) {
           const rec = a.queue.shift()!;
           this.#pending.delete(a);
           if (a.queue.length) this.#pending.add(a); // to the back: fairness between actors
@@ -405,6 +519,7 @@ export class WorkerPool {
       const rec = slot.outstanding[i]!;
       if (Atomics.compareExchange(slot.ring, rec.seq % CALL_RING_SIZE, rec.seq, 0) === rec.seq) {
         slot.outstanding.splice(i, 1);
+        release(slot, rec);
         rec.actor.queue.unshift(rec);
         this.#pending.add(rec.actor);
       } else started.push(rec);
@@ -420,11 +535,12 @@ export class WorkerPool {
       this.#drainResults(s);
       if (s.outstanding.length === 0) continue;
       const head = s.outstanding[0]!;
+      if (now - s.headSince > this.#stallMs) head.actor.slowUntil = now + SLOW_MS;
       if (head.deadline < now) {
         // A worker inside a provider's operation (it may hold a shared lock) finishes it first: µs.
         if (Atomics.compareExchange(s.state, 0, WORKER_IDLE, WORKER_DOOMED) !== WORKER_IDLE) continue;
         this.#log.warn({ actor: head.actor.id, worker: s.index, operation: head.op, overrunMs: now - head.deadline }, 'actor call overran its deadline; replacing its worker');
-        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`));
+        this.#replace(s, new InvocationError('DEADLINE_EXCEEDED', `actor ${head.actor.id} did not answer ${head.op} within its deadline; its worker was replaced`), { overran: head.actor });
       } else if (s.outstanding.length > 1 && now - s.headSince > this.#stallMs) {
         this.#takeBack(s, 1);
       }
@@ -433,7 +549,10 @@ export class WorkerPool {
       for (let i = a.queue.length - 1; i >= 0; i--) {
         if (a.queue[i]!.deadline < now) {
           const [rec] = a.queue.splice(i, 1);
-          this.#finish(rec!, new InvocationError('DEADLINE_EXCEEDED', `actor ${a.id} was busy: ${a.opts.maxInstances} instance(s) in use until the deadline`));
+          const why = a.running.size >= Math.min(a.maxConcurrency, a.opts.maxInstances)
+            ? `actor ${a.id} was busy: its ${a.running.size} concurrent call(s) ran until the deadline`
+            : `actor ${a.id} waited for a worker until the deadline: every worker was running other actors' calls`;
+          this.#finish(rec!, new InvocationError('DEADLINE_EXCEEDED', why));
         }
       }
       if (!a.queue.length) this.#pending.delete(a);
@@ -449,28 +568,63 @@ export class WorkerPool {
     }
   }
 
-  #replace(slot: Slot, reason: InvocationError): void {
+  #uncharge(slot: Slot): void {
+    const a = this.#charged.get(slot);
+    if (a === undefined) return;
+    this.#charged.delete(slot);
+    leave(a, slot);
+  }
+
+  /**
+   * Replaces a worker. `overran`: the actor whose call overran there, charged for the new worker
+   * until it is ready. `recycle`: a planned replacement (not a failure): no backoff, not counted as a restart.
+   */
+  #replace(slot: Slot, reason: InvocationError, how: { overran?: ActorEntry; recycle?: boolean } = {}): void {
+    const { overran, recycle = false } = how;
     if (slot.dead || this.#closed) return;
+    this.#uncharge(slot);
     // Calls that finished before the worker is stopped are answered.
     this.#drainResults(slot, false);
     // Calls that never started run elsewhere; the one(s) that did get the reason.
     const started = this.#takeBack(slot, 0);
     slot.dead = true;
+    for (const rec of slot.outstanding) release(slot, rec);
     slot.outstanding = [];
-    this.#restarts++;
+    if (!recycle) this.#restarts++;
     for (const rec of started) this.#finish(rec, reason);
     for (const id of slot.loaded) this.#actors.get(id)?.slots.delete(slot);
     void slot.worker.terminate();
     slot.replies.close();
-    const delay = this.#crashBackoffMs;
-    this.#crashBackoffMs = Math.min(5000, Math.max(50, delay * 2));
+    const delay = recycle ? 0 : this.#crashBackoffMs;
+    if (!recycle) this.#crashBackoffMs = Math.min(5000, Math.max(50, delay * 2));
     const respawn = () => {
       if (this.#closed) return;
-      this.#slots[slot.index] = this.#spawn(slot.index);
+      const fresh = this.#spawn(slot.index);
+      this.#slots[slot.index] = fresh;
+      if (overran && this.#actors.get(overran.id) === overran) {
+        this.#charged.set(fresh, overran);
+        overran.running.set(fresh, (overran.running.get(fresh) ?? 0) + 1);
+      }
     };
     if (reason.code === 'DEADLINE_EXCEEDED' || delay === 0) respawn();
     else setTimeout(respawn, delay).unref();
-    const now = Date.now();
-    for (const s of this.#slots) if (s !== slot) this.#pump(s, now);
+    this.#pumpAll(Date.now());
   }
+
+  #pumpAll(now: number): void {
+    for (const s of this.#slots) if (!s.dead) this.#pump(s, now);
+  }
+}
+
+/** `rec` left `slot`'s outstanding calls. */
+function release(slot: Slot, rec: CallRec): void {
+  leave(rec.actor, slot);
+}
+
+/** One call (or charge) of `a` on `slot` is gone: its share in use shrinks when it was the last there. */
+function leave(a: ActorEntry, slot: Slot): void {
+  const n = a.running.get(slot);
+  if (n === undefined) return;
+  if (n <= 1) a.running.delete(slot);
+  else a.running.set(slot, n - 1);
 }

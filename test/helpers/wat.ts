@@ -153,6 +153,49 @@ export async function toolboxActor(options: { name?: string; caps?: string[]; ac
 }
 
 /**
+ * A waPC guest that grows its memory (1 page to start, no declared maximum). By operation (first letter):
+ * - `grow`: `memory.grow` by the u32 (little-endian) in the message; answers 8 bytes: the i32
+ *   `memory.grow` returned (-1 when refused), then the memory's size in pages;
+ * - `fill`: grows by that many pages (trapping when refused) and writes a byte into every new
+ *   page, so that the pages are really used; answers `ok`;
+ * - `trap`: executes `unreachable`;
+ * - anything else: answers `ok`.
+ */
+export function growerWat(): string {
+  return `(module
+  (import "wapc" "__guest_request" (func $guest_request (param i32 i32)))
+  (import "wapc" "__guest_response" (func $guest_response (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "ok")
+  (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
+    (local $old i32) (local $pages i32) (local $p i32) (local $end i32)
+    (call $guest_request (i32.const 0) (i32.const 16))
+    (local.set $pages (i32.load (i32.const 16)))
+    (if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 0x67))
+      (then
+        (i32.store (i32.const 32) (memory.grow (local.get $pages)))
+        (i32.store (i32.const 36) (memory.size))
+        (call $guest_response (i32.const 32) (i32.const 8))
+        (return (i32.const 1))))
+    (if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 0x66))
+      (then
+        (local.set $old (memory.grow (local.get $pages)))
+        (if (i32.eq (local.get $old) (i32.const -1)) (then unreachable))
+        (local.set $p (i32.mul (local.get $old) (i32.const 65536)))
+        (local.set $end (i32.mul (memory.size) (i32.const 65536)))
+        (block $done
+          (loop $touch
+            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+            (i32.store8 (local.get $p) (i32.const 1))
+            (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+            (br $touch)))))
+    (if (i32.eq (i32.load8_u (i32.const 0)) (i32.const 0x74)) (then unreachable))
+    (call $guest_response (i32.const 64) (i32.const 2))
+    (i32.const 1))
+)`;
+}
+
+/**
  * Signs like `signTestActor`, with extra `wascap` fields (e.g. `call_alias`, which the signing
  * API does not write): the claims are built here and signed with the test account.
  */

@@ -66,6 +66,12 @@ export default handler((req) => {
       for (;;) {
         // spins until the host stops it
       }
+    case '/alloc': {
+      // Allocates (and touches) ?mib=N MiB: the actor's memory limit decides whether it can.
+      const mib = Number(new URLSearchParams(req.queryString).get('mib') ?? '1');
+      const block = new Uint8Array(mib * 1024 * 1024).fill(1);
+      return json({ bytes: block.length, sum: block[block.length - 1] });
+    }
     case '/promise':
       return Promise.resolve(text('late')) as unknown as HttpResponse;
     default:
