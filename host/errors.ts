@@ -89,7 +89,7 @@ export class LatticeAuthError extends WasmletError {
 }
 
 /** Why the lattice dropped a message (counted per reason). */
-export type LatticeDropReason = 'malformed' | 'forged' | 'refused' | 'stale' | 'replayed' | 'misrouted';
+export type LatticeDropReason = 'malformed' | 'forged' | 'refused' | 'stale' | 'replayed' | 'misrouted' | 'oversized';
 
 /** A lattice batch or reply that is dropped whole: garbled, forged, or from a sender that is not admitted. */
 export class EnvelopeError extends WasmletError {

@@ -37,6 +37,8 @@ export const controlClientOptionsSchema = z
     gatherMs: z.number().int().min(1).default(1000),
     /** Answers and events sent further than this from this client's clock are skipped, ms. Default 60000. */
     freshnessMs: z.number().int().min(1000).default(60_000),
+    /** Answers and events past this many bytes are skipped unread. Default 4 MiB (inventories of large hosts). */
+    maxMessageBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
   })
   .strict();
 export type ControlClientOptionsInput = z.input<typeof controlClientOptionsSchema>;
@@ -256,6 +258,11 @@ export class ControlClient {
 
   /** True when `m` is signed by a host or provider member of this lattice (always on an open lattice). */
   #believe(m: Msg, nonces: NonceCache): boolean {
+    if (m.data.byteLength > this.options.maxMessageBytes) {
+      this.skipped++;
+      this.#log.debug({ subject: m.subject, bytes: m.data.byteLength }, 'skipped an oversized lattice message');
+      return false;
+    }
     try {
       verifyMessage(this.trust, m, { roles: ANSWERERS, nonces, freshnessMs: this.options.freshnessMs });
       return true;

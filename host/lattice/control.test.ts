@@ -46,7 +46,7 @@ interface Lattice {
   hosts: { host: FakeHost; ctl: ControlServer; trust: LatticeTrust }[];
 }
 
-async function lattice(hostCount: number, options: { heartbeatIntervalMs?: number } = {}): Promise<Lattice> {
+async function lattice(hostCount: number, options: { heartbeatIntervalMs?: number; maxRequestBytes?: number } = {}): Promise<Lattice> {
   const id = `ctl${n++}`;
   const issuer = TestIssuer.create(id);
   const hosts: Lattice['hosts'] = [];
@@ -55,7 +55,7 @@ async function lattice(hostCount: number, options: { heartbeatIntervalMs?: numbe
     const trust = await issuer.trust('host');
     const links = await NatsLinkStore.open(nc, trust, {}, silent);
     const host = new FakeHost(links, `z${i}`, trust.self!.hostId);
-    const ctl = new ControlServer(nc, trust, host, { heartbeatIntervalMs: options.heartbeatIntervalMs ?? 0, version: '9.9.9' }, silent);
+    const ctl = new ControlServer(nc, trust, host, { heartbeatIntervalMs: options.heartbeatIntervalMs ?? 0, version: '9.9.9', ...(options.maxRequestBytes ? { maxRequestBytes: options.maxRequestBytes } : {}) }, silent);
     await ctl.start();
     cleanups.push(async () => {
       await ctl.stop();
@@ -274,16 +274,16 @@ test('malformed control requests from a ctl member get BAD_REQUEST; the server k
 });
 
 test('control requests that are unsigned, forged, replayed, from another lattice or from a member that is not ctl are dropped: nothing changes, nothing answers', async () => {
-  const L = await lattice(1);
+  const L = await lattice(1, { maxRequestBytes: 4096 });
   const [h] = L.hosts as [Lattice['hosts'][0]];
   await L.client.startActor({ ref: 'kv.wasm' }, h.host.id);
   const raw = await conn();
   const P = L.ctlTrust.prefix;
   const subject = ctlSubject(P, 'actor', 'stop');
   const body = new TextEncoder().encode(JSON.stringify({ actor: ACTOR }));
-  const silentFor = async (headers: ReturnType<typeof signMessage>, label: string, reply = `_INBOX.${Math.random().toString(36).slice(2)}`) => {
+  const silentFor = async (headers: ReturnType<typeof signMessage>, label: string, reply = `_INBOX.${Math.random().toString(36).slice(2)}`, data = body) => {
     const sub = raw.subscribe(reply, { max: 1 });
-    raw.publish(subject, body, { reply, ...(headers ? { headers } : {}) });
+    raw.publish(subject, data, { reply, ...(headers ? { headers } : {}) });
     const got = await Promise.race([(async () => { for await (const _ of sub) return 'answered'; return 'closed'; })(), new Promise((r) => setTimeout(() => r('silent'), 400))]);
     sub.unsubscribe();
     assert.equal(got, 'silent', label);
@@ -305,7 +305,10 @@ test('control requests that are unsigned, forged, replayed, from another lattice
   assert.equal(h.host.actors.size, 0);
   await L.client.startActor({ ref: 'kv.wasm' }, h.host.id);
   await silentFor(genuine, 'replayed', '_INBOX.g');
-  assert.equal(h.ctl.dropped, 7);
+  // An oversized request is dropped before it is checked or parsed.
+  const huge = new Uint8Array(4097).fill(0x20);
+  await silentFor(signMessage(L.ctlTrust, subject, '_INBOX.big', huge), 'an oversized request (validly signed)', '_INBOX.big', huge);
+  assert.equal(h.ctl.dropped, 8);
   // Answers not signed by a member are not believed by the client: a plain responder on a host's subject.
   const impostor = raw.subscribe(ctlSubject(P, 'host', 'NIMPOSTOR', 'inventory'), { callback: (_e, m) => m.respond(new TextEncoder().encode('{"ok":true,"inventory":{"hostId":"NIMPOSTOR","actors":[],"providers":[]}}')) });
   await raw.flush();

@@ -52,6 +52,8 @@ export const controlServerOptionsSchema = z
     acceptsLinks: z.boolean().default(true),
     /** Requests sent further than this from this host's clock are refused, ms. Default 60000. */
     freshnessMs: z.number().int().min(1000).default(60_000),
+    /** A control request past this many bytes is dropped before it is checked or parsed. Default 1 MiB. */
+    maxRequestBytes: z.number().int().min(1024).default(1024 * 1024),
   })
   .strict();
 export type ControlServerOptionsInput = z.input<typeof controlServerOptionsSchema>;
@@ -216,6 +218,10 @@ export class ControlServer {
   // ------------------------------------------------------------------ handlers
 
   #serve(m: Msg, handler: (m: Msg) => Promise<CtlReply | undefined>): void {
+    if (m.data.byteLength > this.options.maxRequestBytes) {
+      this.#drop(m.subject, `a request of ${m.data.byteLength} bytes (at most ${this.options.maxRequestBytes})`);
+      return;
+    }
     try {
       verifyMessage(this.trust, m, { roles: ['ctl'], nonces: this.#nonces, freshnessMs: this.options.freshnessMs });
     } catch (err) {

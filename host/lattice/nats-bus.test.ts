@@ -507,9 +507,29 @@ describe('NATS bus on one server', () => {
     // A call larger than a batch may be fails on its own with BAD_PAYLOAD; its neighbours go through.
     const [tooBig, fine] = await Promise.allSettled([call(a, actorTarget(ACTOR), 'x'.repeat(9000)), call(a, actorTarget(ACTOR), 'fine')]);
     assert.equal(tooBig.status, 'rejected');
-    assert.ok(isInvocationError(tooBig.reason) && tooBig.reason.code === 'BAD_PAYLOAD' && /too large for NATS/.test(tooBig.reason.message), String(tooBig.status === 'rejected' && tooBig.reason));
+    assert.ok(isInvocationError(tooBig.reason) && tooBig.reason.code === 'PAYLOAD_TOO_LARGE' && /larger than a lattice message may be/.test(tooBig.reason.message), String(tooBig.status === 'rejected' && tooBig.reason));
     assert.equal(fine.status === 'fulfilled' && dec(fine.value), 'fine');
     assert.equal(a.bus.stats().pending, 0);
+    await a.close();
+    await b.close();
+  });
+
+  test('lattice message caps: an answer too large for a message fails its call at once with PAYLOAD_TOO_LARGE; a message past the cap is dropped unread', async () => {
+    const a = await host([server.url]);
+    const b = await host([server.url], { maxBatchBytes: 8192 });
+    b.bus.serve(actorTarget(ACTOR), async (inv) => (dec(inv.msg) === 'big' ? new Uint8Array(20_000) : inv.msg));
+    await b.bus.flush();
+    const t0 = Date.now();
+    const [big, small] = await Promise.allSettled([call(a, actorTarget(ACTOR), 'big'), call(a, actorTarget(ACTOR), 'small')]);
+    assert.ok(big.status === 'rejected' && isInvocationError(big.reason) && big.reason.code === 'PAYLOAD_TOO_LARGE' && /20000 bytes/.test(big.reason.message), String(big.status === 'rejected' && big.reason));
+    assert.ok(Date.now() - t0 < 1000, 'at once, not at the deadline');
+    assert.equal(small.status === 'fulfilled' && dec(small.value), 'small', 'its neighbour in the batch is answered');
+    // A message past b's cap (plus room for a credential and tags) is dropped before decoding.
+    const raw = await connect({ servers: server.url });
+    raw.publish(rpcSubject(b.bus.trust.prefix, actorTarget(ACTOR)), new Uint8Array(8192 + 16 * 1024 + 1).fill(4));
+    await raw.flush();
+    await eventually(async () => assert.equal(b.bus.stats().droppedBy.oversized, 1), 'dropped as oversized');
+    await raw.close();
     await a.close();
     await b.close();
   });

@@ -68,7 +68,12 @@ export const natsBusOptionsSchema = z
     maxClockSkewMs: z.number().int().min(1000).default(60_000),
     /** Calls one batch carries at most; more in one turn are split. Default 256. */
     maxBatchItems: z.number().int().min(1).max(MAX_BATCH_ITEMS).default(256),
-    /** Bytes one batch message may take at most (the server's max payload bounds it too). Default 1 MiB. */
+    /**
+     * Bytes one batch or reply batch may take at most, sent or received (the server's max payload
+     * bounds it too). A call or a reply too large for it fails with PAYLOAD_TOO_LARGE (the HTTP
+     * provider answers 502); a received message past it (plus room for the credential and tags)
+     * is dropped before anything of it is decoded. Default 1 MiB.
+     */
     maxBatchBytes: z.number().int().min(4096).default(1024 * 1024),
     /** Calls in flight at most; more fail with UNAVAILABLE (backpressure). Default 65536. */
     maxPending: z.number().int().min(1).default(65_536),
@@ -151,6 +156,8 @@ export class NatsBus implements Bus {
   readonly #key: HostKey;
   readonly #allowed: ReadonlySet<string>;
   readonly #window: SequenceWindow;
+  /** Messages received past this are dropped unread: a batch's bound plus room for a credential and tags. */
+  readonly #maxReceived: number;
   readonly #calls: OutboundCalls;
   readonly #replySub: Subscription;
   readonly #serving = new Set<Serving>();
@@ -164,7 +171,7 @@ export class NatsBus implements Bus {
   #closed = false;
   #statusIter: { stop(): void } | undefined;
   #stats = { served: 0, dropped: 0, batchesReceived: 0, declined: 0, unaddressed: 0, replyMessages: 0 };
-  readonly #droppedBy: Record<DropReason, number> = { malformed: 0, forged: 0, refused: 0, stale: 0, replayed: 0, misrouted: 0 };
+  readonly #droppedBy: Record<DropReason, number> = { malformed: 0, forged: 0, refused: 0, stale: 0, replayed: 0, misrouted: 0, oversized: 0 };
   #dropWindowStart = 0;
   #dropWindowCount = 0;
 
@@ -181,8 +188,9 @@ export class NatsBus implements Bus {
     this.#log = logger.child({ bus: 'nats', lattice: trust.lattice });
     this.#allowed = new Set(this.options.allowedHosts);
     this.#window = new SequenceWindow({ freshnessMs: this.options.maxClockSkewMs });
+    this.#maxReceived = this.options.maxBatchBytes + 16 * 1024;
     const inbox = createInbox();
-    this.#calls = new OutboundCalls(nc, { ...this.options, trust }, this.#key, inbox, () => this.connected, (where, reason) => this.#dropReply(where, reason));
+    this.#calls = new OutboundCalls(nc, { ...this.options, trust, maxReceivedBytes: this.#maxReceived }, this.#key, inbox, () => this.connected, (where, reason) => this.#dropReply(where, reason));
     this.#replySub = nc.subscribe(`${inbox}.*`, { callback: (err, m) => (err ? this.#log.warn({ err: err.message }, 'reply subscription error') : this.#calls.onReply(m)) });
     this.#connected = !nc.isClosed();
     void this.#watchStatus();
@@ -281,6 +289,10 @@ export class NatsBus implements Bus {
 
   /** `handler` is undefined while the subscription drains: verified items are then declined. */
   #onInvocation(target: string, handler: BusHandler | undefined, m: Msg): void {
+    if (m.data.byteLength > this.#maxReceived) {
+      this.#drop('oversized', m.subject, `a message of ${m.data.byteLength} bytes (at most ${this.#maxReceived})`);
+      return;
+    }
     let batch: ReceivedBatch;
     try {
       batch = decodeBatch(m.data, { trust: this.trust, receiver: this.#key, allowedHosts: this.#allowed });
@@ -392,6 +404,7 @@ export class NatsBus implements Bus {
     const token = this.trust.self?.token ?? '';
     const maxBytes = Math.min(this.options.maxBatchBytes, this.#nc.info?.max_payload ?? Infinity) - 3 - Math.max(token.length + 64, this.hostId.length);
     for (const [replyTo, queue] of replies) {
+      this.#capReplies(queue.entries, maxBytes);
       const auth: ReplyAuth = this.trust.insecure
         ? { kind: 'open', hostId: this.hostId }
         : queue.signed || queue.peer === undefined
@@ -410,6 +423,16 @@ export class NatsBus implements Bus {
         bytes += size;
       }
       this.#publishReplies(replyTo, auth, list.slice(start));
+    }
+  }
+
+  /** Replaces each reply too large for any message with a PAYLOAD_TOO_LARGE error, so its caller hears why. */
+  #capReplies(list: (string | number | Uint8Array)[], maxBytes: number): void {
+    for (let i = 0; i < list.length; i += 3) {
+      const payload = list[i + 2] as Uint8Array;
+      if (replyBatchEntrySize(list[i] as string, payload) <= maxBytes) continue;
+      list[i + 1] = REPLY_ERROR;
+      list[i + 2] = errorPayload('PAYLOAD_TOO_LARGE', `the answer (${payload.byteLength} bytes) is larger than a lattice message may be (${maxBytes} bytes)`);
     }
   }
 

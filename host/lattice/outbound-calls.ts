@@ -34,6 +34,8 @@ export interface OutboundOptions {
   maxBatchBytes: number;
   maxPending: number;
   sweepIntervalMs: number;
+  /** Reply messages past this are dropped unread. */
+  maxReceivedBytes: number;
 }
 
 /** InvocationError codes a reply may carry as they are; others map to PROVIDER_ERROR / GUEST_ERROR. */
@@ -47,6 +49,7 @@ const INVOCATION_CODES = new Set<string>([
   'NO_PROVIDER',
   'PROVIDER_ERROR',
   'BAD_PAYLOAD',
+  'PAYLOAD_TOO_LARGE',
   'UNAVAILABLE',
   'STOPPING',
 ]);
@@ -249,7 +252,7 @@ export class OutboundCalls {
         continue;
       }
       if (overhead + item.byteLength > maxBytes) {
-        c.reject(new InvocationError('BAD_PAYLOAD', `invocation of ${target} is too large for NATS (${item.byteLength} bytes, at most ${maxBytes - overhead})`));
+        c.reject(new InvocationError('PAYLOAD_TOO_LARGE', `invocation of ${target} is larger than a lattice message may be (${item.byteLength} bytes, at most ${maxBytes - overhead})`));
         continue;
       }
       if (b.items.length >= maxItems || b.bytes + item.byteLength > maxBytes) this.#publish(b);
@@ -279,7 +282,7 @@ export class OutboundCalls {
       const code = (err as { code?: string }).code;
       const failure =
         code === 'MAX_PAYLOAD_EXCEEDED'
-          ? new InvocationError('BAD_PAYLOAD', `a batch of ${sent.length} invocations of ${target} is too large for NATS`, { cause: err })
+          ? new InvocationError('PAYLOAD_TOO_LARGE', `a batch of ${sent.length} invocations of ${target} is too large for NATS`, { cause: err })
           : new InvocationError('UNAVAILABLE', `lattice unavailable: ${(err as Error).message}`, { cause: err });
       for (const p of sent) p.reject(failure);
     }
@@ -293,6 +296,11 @@ export class OutboundCalls {
   onReply(m: Msg): void {
     const id = m.subject.slice(this.#inboxLen);
     if (id === REPLY_BATCH_TOKEN) {
+      if (m.data.byteLength > this.#options.maxReceivedBytes) {
+        this.stats.repliesDropped++;
+        this.#onDrop?.(m.subject, `a reply message of ${m.data.byteLength} bytes (at most ${this.#options.maxReceivedBytes})`);
+        return;
+      }
       let target: string | undefined;
       let targetDeclined = false;
       let other: Map<string, boolean> | undefined;
