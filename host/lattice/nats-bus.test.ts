@@ -356,7 +356,7 @@ describe('NATS bus on one server', () => {
     }
     assert.deepEqual(answers, [], 'no item was answered');
     assert.equal(b.bus.stats().dropped, payloads.length);
-    assert.deepEqual(b.bus.stats().droppedBy, { forged: 5, malformed: 3, misrouted: 1, stale: 1, refused: 3, replayed: 0 });
+    assert.deepEqual(b.bus.stats().droppedBy, { forged: 5, malformed: 3, misrouted: 1, stale: 1, refused: 3, replayed: 0, oversized: 0 });
     // The same batch, untouched and signed by a, is served: the drops above were for cause.
     const genuine = encodeBatch(batch(), a.key, aAuth);
     raw.publish(subject, genuine);
